@@ -1,0 +1,18 @@
+"""The one exception type for user mistakes and unusable inputs."""
+
+from __future__ import annotations
+
+
+class DegradeError(Exception):
+    """A problem the user can fix: reported as one line, never as a traceback.
+
+    The entry script turns it into a log line and exit code 2.
+    """
+
+
+class ConfigError(DegradeError):
+    """A config key holds a value outside what is allowed."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        super().__init__(f"{key}: {problem}")
+        self.key = key

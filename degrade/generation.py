@@ -1,0 +1,102 @@
+"""Batched, left-padded generation with the model's own chat template."""
+
+from __future__ import annotations
+
+import copy
+import random
+import time
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import numpy as np
+import torch
+
+GEN_KEYS = ("temperature", "do_sample", "max_new_tokens", "top_k", "top_p", "repetition_penalty")
+# What Transformers uses when neither the user nor the model's generation config sets a value.
+_LIBRARY_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One generated answer."""
+
+    text: str
+    tokens_in: int
+    tokens_out: int
+    duration: float  # wall seconds of the batch that produced it
+
+
+def set_all_seeds(seed: int) -> None:
+    """Seed Python, NumPy and torch (every CUDA device too)."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+
+
+def effective_params(model: Any, gen) -> dict[str, Any]:
+    """The values generation will really use: ours, else the model's generation config, else the library's."""
+    model_cfg = getattr(model, "generation_config", None)
+    out: dict[str, Any] = {}
+    for key in GEN_KEYS:
+        value = getattr(gen, key)
+        if value is None and model_cfg is not None:
+            value = getattr(model_cfg, key, None)
+        out[key] = _LIBRARY_DEFAULTS.get(key) if value is None else value
+    return out
+
+
+def encode(tokenizer: Any, text: str) -> list[int]:
+    """Token ids of one user turn through the chat template, applied once.
+
+    The template already writes the BOS it wants, so nothing is added on top of it;
+    a tokenizer without a template encodes the raw text with its usual special tokens.
+    """
+    if getattr(tokenizer, "chat_template", None):
+        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
+                                            tokenize=True, return_dict=False)
+        return list(ids)
+    return list(tokenizer(text).input_ids)
+
+
+def batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    """Consecutive slices of at most ``size``: 100 items at 40 → 40, 40, 20."""
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
+    eos = getattr(model.generation_config, "eos_token_id", None)
+    if eos is None:
+        eos = tokenizer.eos_token_id
+    return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
+
+
+@torch.inference_mode()
+def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: dict[str, Any],
+             device: torch.device) -> list[Sample]:
+    """Generate one answer per prompt (already encoded) in a single left-padded batch."""
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    width = max(len(p) for p in prompts)
+    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(prompts), width), dtype=torch.long)
+    for row, ids in enumerate(prompts):
+        input_ids[row, width - len(ids):] = torch.tensor(ids)
+        attention[row, width - len(ids):] = 1
+    config = copy.deepcopy(model.generation_config)
+    sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
+    config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
+                  repetition_penalty=params["repetition_penalty"], pad_token_id=pad, **sampling)
+    start = time.perf_counter()
+    out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
+                         generation_config=config)
+    duration = time.perf_counter() - start
+    eos = _eos_ids(model, tokenizer)
+    samples = []
+    for row, ids in enumerate(prompts):
+        new = out[row, width:].tolist()
+        n_out = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+        text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
+        samples.append(Sample(text.strip(), len(ids), n_out, duration))
+    return samples

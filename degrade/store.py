@@ -1,0 +1,129 @@
+"""Durable records: an append-only journal, and JSON/Parquet views rebuilt from it atomically.
+
+``records.jsonl`` gets every batch's records, flushed and fsynced, so a crash loses at
+most the batch in flight. The JSON array (the study's old file name and shape) and
+``records.parquet`` are rebuilt from the journal into a temporary file that is then
+renamed over the old one, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+import pyarrow.parquet as pq
+
+from degrade.errors import DegradeError
+from degrade.records import record_key, to_table
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "records.jsonl"
+PARQUET = "records.parquet"
+
+
+class RecordStore:
+    """The records of one job directory."""
+
+    def __init__(self, out_dir: Path, json_name: str, formats: Iterable[str] = ("json", "parquet")) -> None:
+        self.out_dir = out_dir
+        self.journal = out_dir / JOURNAL
+        self.json_path = out_dir / json_name
+        self.formats = tuple(formats)
+        self.records: list[dict[str, Any]] = []
+        self.keys: set[tuple] = set()
+        self._check_writable()
+
+    def _check_writable(self) -> None:
+        try:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.out_dir / f".write-test-{os.getpid()}"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as exc:
+            raise DegradeError(f"output dir {self.out_dir}: not writable ({exc.strerror}); "
+                               "pass a writable hydra.run.dir / hydra.sweep.dir") from None
+
+    def load(self) -> int:
+        """Read the journal; return how many records it holds.
+
+        A torn last line (a crash mid-write) is moved aside into ``records.jsonl.torn-*`` and cut
+        from the journal; any other unreadable line stops the job and leaves the file untouched.
+        """
+        if not self.journal.exists():
+            return 0
+        data = self.journal.read_bytes()
+        lines = data.split(b"\n")
+        tail = lines.pop()  # after the last newline: empty unless the last write was torn
+        for number, line in enumerate(lines, start=1):
+            try:
+                record = json.loads(line)
+            except ValueError:
+                raise DegradeError(f"{self.journal}: line {number} is unreadable and is not the last line; "
+                                   "nothing was changed: repair or move that line aside, then run again") from None
+            self._remember(record)
+        if tail.strip():
+            try:
+                self._remember(json.loads(tail))
+                self._append_bytes(b"\n")  # a complete record that only lacked its newline
+            except ValueError:
+                aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+                aside.write_bytes(tail)
+                with open(self.journal, "r+b") as fh:
+                    fh.truncate(len(data) - len(tail))
+                    os.fsync(fh.fileno())
+                log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
+        return len(self.records)
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self.keys.add(record_key(record))
+
+    def has(self, record: dict[str, Any]) -> bool:
+        return record_key(record) in self.keys
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Add a batch's records to the journal, durably."""
+        self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
+        for record in records:
+            self._remember(record)
+
+    def _append_bytes(self, payload: bytes) -> None:
+        with open(self.journal, "ab") as fh:
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def set_aside(self) -> Path | None:
+        """Move this job's previous result files into ``previous-<time>/`` (for ``force_run``)."""
+        existing = [p for p in (self.journal, self.json_path, self.out_dir / PARQUET) if p.exists()]
+        if not existing:
+            return None
+        aside = self.out_dir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir(exist_ok=True)
+        for path in existing:
+            shutil.move(str(path), aside / path.name)
+        self.records, self.keys = [], set()
+        log.info("force_run: previous results moved to %s", aside)
+        return aside
+
+    def write_views(self) -> None:
+        """Rebuild the JSON array and the Parquet file from the records, atomically."""
+        if "json" in self.formats:
+            _atomic(self.json_path, lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1),
+                                                           encoding="utf-8"))
+        if "parquet" in self.formats:
+            _atomic(self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p))
+
+
+def _atomic(path: Path, write) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
