@@ -1,0 +1,112 @@
+"""Whole jobs: the real embedded model through the CLI, tiny models in-process."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+
+from degrade.records import FIELDS
+from degrade.runner import run_job
+
+from conftest import compose_cfg, run_cli
+
+OLD_FIELDS = ["timestamp", "model_name", "prompt_group", "prompt_id", "prompt_text", "output", "std_dev",
+              "repeat_index", "temperature", "do_sample", "param_group_name", "seed", "duration", "tokens",
+              "degradation_method", "usar_4bit"]
+
+
+@pytest.fixture(scope="module")
+def embedded_run(tmp_path_factory, embedded_dir) -> tuple[Path, list[str]]:
+    out = tmp_path_factory.mktemp("embedded") / "run"
+    args = ["experiment.limit=4", "degradation.levels=[0,0.4]", "generation.max_new_tokens=24",
+            f"hydra.run.dir={out}"]
+    result = run_cli(*args)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return out, args
+
+
+@pytest.mark.slow
+def test_embedded_json_and_parquet_hold_the_same_records(embedded_run) -> None:
+    out, _ = embedded_run
+    records = json.loads((out / "outputs_mult_gauss_smollm2-135m-instruct_dreams.json").read_text(encoding="utf-8"))
+    frame = pd.read_parquet(out / "records.parquet")
+    assert len(records) == len(frame) == 2 * 4
+    assert list(frame.columns) == list(FIELDS)
+    assert set(OLD_FIELDS) <= set(records[0])
+    from_json = pd.DataFrame(records)
+    for column in ["prompt_id", "output", "level_value", "repeat_index", "tokens_out", "weights_fingerprint"]:
+        assert from_json[column].tolist() == frame[column].tolist(), column
+    assert frame["gen_params"].tolist() == from_json["gen_params"].tolist()
+    assert frame["level_value"].dtype == "float64" and frame["tokens_out"].dtype == "int64"
+
+
+@pytest.mark.slow
+def test_embedded_records_say_what_happened(embedded_run) -> None:
+    out, _ = embedded_run
+    frame = pd.read_parquet(out / "records.parquet")
+    assert (frame.std_dev == frame.level_value).all() and (frame.degrad_level == frame.level_value).all()
+    assert (frame.tokens == frame.tokens_out).all() and frame.tokens_out.between(1, 24).all()
+    assert (frame.tokens_in > 20).all()  # the chat template's system and user turns
+    assert not frame.output.str.contains("<|im_start|>", regex=False).any()
+    assert not any(p in o for p, o in zip(frame.prompt_text, frame.output))
+    assert set(frame.experiment_id) == {"mult_gauss|smollm2-135m-instruct|dreams"}
+    assert frame.gen_params.iloc[0] == {"temperature": 1.0, "do_sample": False, "max_new_tokens": 24, "top_k": 50,
+                                        "top_p": 1.0, "repetition_penalty": 1.0}
+    clean = frame[frame.level_value == 0].set_index("prompt_id").output
+    damaged = frame[frame.level_value == 0.4].set_index("prompt_id").output
+    assert (clean != damaged[clean.index]).mean() >= 0.75
+    assert frame[frame.level_value == 0].weights_fingerprint.nunique() == 1
+    assert set(frame[frame.level_value == 0].weights_fingerprint) != set(frame[frame.level_value == 0.4].weights_fingerprint)
+
+
+@pytest.mark.slow
+def test_embedded_metadata_and_resume(embedded_run) -> None:
+    out, args = embedded_run
+    meta = json.loads((out / "metadata.json").read_text())
+    assert len(meta["config_hash"]) == 64 and meta["records"] == 8
+    assert meta["param_group"]["name"] == "mlp_only" and meta["param_group"]["count"] == 90
+    assert meta["versions"]["transformers"] and meta["model"]["weights_fingerprint"]
+    before = (out / "records.jsonl").read_bytes()
+    again = run_cli(*args)
+    assert again.returncode == 0
+    assert "8 generations, 0 to run" in again.stdout
+    assert (out / "records.jsonl").read_bytes() == before
+
+
+def test_tiny_job_in_process_counts_and_seeds(tmp_path) -> None:
+    cfg = compose_cfg("model=tiny_random", "experiment.limit=3", "experiment.n_rep=2",
+                      "degradation=ablation", "degradation.levels=[0,0.5]", "generation.max_new_tokens=4")
+    summary = run_job(cfg, tmp_path)
+    frame = pd.read_parquet(tmp_path / "records.parquet")
+    assert summary.records == len(frame) == 2 * 2 * 3
+    assert sorted(frame.groupby(["level_index", "repeat_index"]).size().tolist()) == [3, 3, 3, 3]
+    assert set(frame.seed) == {42, 43} and (frame.seed == 42 + frame.repeat_index).all()
+    assert frame.level_index.tolist() == [0] * 6 + [1] * 6
+
+
+def test_local_save_pretrained_dir_is_a_source(tmp_path, embedded_dir) -> None:
+    from transformers import AutoTokenizer
+    from degrade.tiny import build_random_model
+
+    model, tokenizer = build_random_model("qwen2", tokenizer_dir=embedded_dir, seed=3)
+    model.save_pretrained(tmp_path / "model")
+    tokenizer.save_pretrained(tmp_path / "model")
+    cfg = compose_cfg("model=tiny_random", f"model.source={tmp_path / 'model'}", "model.name=my-qwen",
+                      "experiment.limit=2", "degradation.levels=[0]", "generation.max_new_tokens=3")
+    run_job(cfg, tmp_path / "run")
+    meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
+    assert meta["model"]["source"] == str((tmp_path / "model").resolve())
+    frame = pd.read_parquet(tmp_path / "run" / "records.parquet")
+    assert set(frame.model_name) == {"my-qwen"} and len(frame) == 2
+
+
+def test_group_matching_nothing_fails_before_generation(tmp_path) -> None:
+    result = run_cli("model=tiny_random", "param_group=vision", "experiment.limit=2", f"hydra.run.dir={tmp_path}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2
+    assert "param_group=vision: matches no parameter of this model" in output and "Traceback" not in output
+    assert not (tmp_path / "records.jsonl").exists()
