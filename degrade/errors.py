@@ -6,8 +6,10 @@ from __future__ import annotations
 class DegradeError(Exception):
     """A problem the user can fix: reported as one line, never as a traceback.
 
-    The entry script turns it into a log line and exit code 2.
+    The entry script turns it into a log line and exits with ``exit_code``.
     """
+
+    exit_code = 2
 
 
 class ConfigError(DegradeError):
@@ -16,3 +18,9 @@ class ConfigError(DegradeError):
     def __init__(self, key: str, problem: str) -> None:
         super().__init__(f"{key}: {problem}")
         self.key = key
+
+
+class MemoryCritical(DegradeError):
+    """Memory use passed the critical threshold: the records are saved and the job stops."""
+
+    exit_code = 3

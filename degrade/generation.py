@@ -88,6 +88,8 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: d
     sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
     config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
                   repetition_penalty=params["repetition_penalty"], pad_token_id=pad, **sampling)
+    if params.get("min_new_tokens"):  # calibration runs force their length
+        config.update(min_new_tokens=params["min_new_tokens"])
     start = time.perf_counter()
     out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
                          generation_config=config)

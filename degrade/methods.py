@@ -83,9 +83,11 @@ def uni_quant(weight: torch.Tensor, level: float, *, generator: torch.Generator)
     lo, hi = weight.min(), weight.max()
     if hi == lo:
         return weight
-    step = (hi - lo) / (int(level) - 1)
-    index = torch.round((weight - lo) / step).clamp_(0, int(level) - 1)
-    return index.mul_(step).add_(lo)
+    top = int(level) - 1
+    step = (hi - lo) / top
+    index = torch.round((weight - lo) / step).clamp_(0, top)
+    # lo + top·step can miss hi by a float32 step; the top value is hi itself.
+    return torch.where(index == top, hi, index * step + lo)
 
 
 def method(name: str) -> Method:
@@ -106,21 +108,22 @@ def resolve_levels(spec: Any, name: str) -> list[float]:
     Raises:
         ValueError: with a message naming what is allowed.
     """
+    meth = method(name)
     if isinstance(spec, (int, float)) and not isinstance(spec, bool):
         values = [float(spec)]
     elif isinstance(spec, (list, tuple)):
         if not spec:
-            raise ValueError("is empty; give a list such as [0, 0.1, 0.2] or degradation.range={min, max, steps}")
+            raise ValueError(f"is empty; give a list of levels ({name}: {meth.domain}) or "
+                             "degradation.range={min, max, steps}")
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
             raise ValueError(f"must hold numbers only, got {list(spec)}")
         values = [float(v) for v in spec]
     elif isinstance(spec, dict):
         values = _range_levels(spec)
-        if METHODS[name].integer_levels:  # a computed sweep of n: rounded, each n once, in order
+        if meth.integer_levels:  # a computed sweep of n: rounded, each n once, in order
             values = list(dict.fromkeys(float(round(v)) for v in values))
     else:
         raise ValueError(f"must be a list of numbers, got {spec!r}")
-    meth = method(name)
     bad = [v for v in values if not (math.isfinite(v) and meth.accepts(v))]
     if bad:
         raise ValueError(f"{_fmt(bad)} outside the domain of {name}: {meth.domain}")

@@ -9,10 +9,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from degrade import damage, generation, loading, provenance
+from degrade import damage, dryrun, generation, loading, provenance
 from degrade.config import RunConfig
-from degrade.memory import usage_percent
+from degrade.memory import MemoryPolicy, is_out_of_memory
 from degrade.params import resolve_group
+from degrade.perplexity import perplexity
 from degrade.restore import Snapshot, fingerprint
 from degrade.scoring import score_output
 from degrade.store import RecordStore
@@ -36,6 +37,7 @@ class JobSummary:
     generated: int
     skipped: int
     seconds: float
+    plan: dict | None = None
 
 
 def cells(cfg: RunConfig) -> list[Cell]:
@@ -68,6 +70,7 @@ class Job:
         self.prompts = cfg.experiment.selected
         self.cells = cells(cfg)
         self.generated = 0
+        self.perplexity: dict[int, float] = {}
 
     def key_of(self, cell: Cell, prompt_id: str) -> dict[str, Any]:
         c = self.cfg
@@ -75,47 +78,57 @@ class Job:
                 "param_group_name": c.param_group.name, "level_value": cell.level, "repeat_index": cell.repeat,
                 "prompt_id": prompt_id}
 
-    def todo(self, cell: Cell) -> list:
-        return [p for p in self.prompts if not self.store.has(self.key_of(cell, p.id))]
-
     def run(self) -> JobSummary:
-        start = time.perf_counter()
-        if self.cfg.force_run:
+        cfg, start = self.cfg, time.perf_counter()
+        if cfg.force_run and not cfg.dry_run:
             self.store.set_aside()
-        else:
-            found = self.store.load()
-            if found:
-                log.info("resuming: %d records already in %s", found, self.store.journal)
-        work = {cell: self.todo(cell) for cell in self.cells}
+        elif (found := self.store.load(repair=not cfg.dry_run)):
+            log.info("resuming: %d records already in %s", found, self.store.journal)
+        work = {c: [p for p in self.prompts if not self.store.has(self.key_of(c, p.id))] for c in self.cells}
+        if cfg.force_run:
+            work = {c: list(self.prompts) for c in self.cells}
         expected = len(self.cells) * len(self.prompts)
         missing = sum(len(v) for v in work.values())
         log.info("plan: %d cells × %d prompts = %d generations, %d to run", len(self.cells), len(self.prompts),
                  expected, missing)
-        if missing:
-            self._generate(work)
+        plan = None
+        if cfg.dry_run:
+            plan = self._generate(work, dry_run=True)
+        elif missing:
+            try:
+                self._generate(work)
+            finally:  # interrupted or not, the views and metadata match the journal
+                self._finish()
+        else:
+            self._finish()
+        return JobSummary(self.out_dir, len(self.store.records), self.generated, expected - missing,
+                          time.perf_counter() - start, plan)
+
+    def _finish(self) -> None:
         self.store.write_views()
         self.meta.update(end_time=_now(), records=len(self.store.records), generated=self.generated)
         provenance.write_json(self.out_dir / "metadata.json", self.meta)
-        seconds = time.perf_counter() - start
-        return JobSummary(self.out_dir, len(self.store.records), self.generated, expected - missing, seconds)
 
-    def _generate(self, work: dict[Cell, list]) -> None:
+    def _generate(self, work: dict[Cell, list], dry_run: bool = False) -> dict | None:
         cfg = self.cfg
         loaded = loading.load(cfg.model, cfg.device)
         group = resolve_group(loaded.model, cfg.param_group)
         log.info("param_group %s: %d tensors, %s elements (%s)", group.name, len(group.targets),
                  f"{group.numel:,}", ", ".join(f"{k}×{n}" for k, n in group.summary()["kinds"].items()))
         snapshot = Snapshot(loaded.model, group.names)
+        params = generation.effective_params(loaded.model, cfg.generation)
+        encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in self.prompts}
+        if dry_run:
+            return dryrun.estimate(self, loaded, snapshot.nbytes, work, encoded, params)
         self.meta.update(model={"name": cfg.model.name, "source": loaded.source, "backend": loaded.backend,
                                 "load_s": round(loaded.load_s, 3), "weights_fingerprint": snapshot.clean_fingerprint},
                          model_load_s=round(loaded.load_s, 3), model_cache_hit=loaded.cache_hit,
                          device=str(loaded.device), device_name=provenance.device_name(loaded.device),
                          param_group=group.summary())
         provenance.write_json(self.out_dir / "param_group.json", group.summary())
-        params = generation.effective_params(loaded.model, cfg.generation)
-        encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in self.prompts}
-        total = sum(len(v) for v in work.values())
-        started = time.perf_counter()
+        self.perplexity = {r["level_index"]: r["perplexity"] for r in self.store.records if r.get("perplexity")}
+        policy = MemoryPolicy(cfg.memory, loaded.device, cfg.generation.max_batch_size)
+        total, started = sum(len(v) for v in work.values()), time.perf_counter()
         try:
             for number, (cell, prompts) in enumerate(work.items(), start=1):
                 if not prompts:
@@ -124,34 +137,58 @@ class Job:
                 snapshot.restore(verify=cfg.verify_restore)
                 damage.apply(loaded.model, group, cfg.degradation.method, cell.level, seed=cfg.seed_base,
                              repeat=cell.repeat, common_noise=cfg.degradation.common_noise)
-                weights_fp = fingerprint(snapshot.params)
+                context = {"weights_fingerprint": fingerprint(snapshot.params), "perplexity": self._perplexity(cell, loaded)}
                 generation.set_all_seeds(cfg.seed_base + cell.repeat)
-                tokens = 0
-                for batch_no, batch in enumerate(generation.batches(prompts, cfg.generation.max_batch_size), 1):
-                    samples = generation.generate(loaded.model, loaded.tokenizer, [encoded[p.id] for p in batch],
-                                                  params, loaded.device)
-                    memory = usage_percent(loaded.device)
-                    self.store.append([self.record(cell, p, s, params, loaded, weights_fp, len(batch), memory)
-                                       for p, s in zip(batch, samples)])
-                    self.generated += len(batch)
-                    tokens += sum(s.tokens_out for s in samples)
-                    if cfg.save_every and batch_no % cfg.save_every == 0:
-                        self.store.write_views()
+                tokens = self._run_cell(cell, prompts, loaded, encoded, params, policy, context)
                 self.store.write_views()
-                elapsed = time.perf_counter() - started
-                left = elapsed / self.generated * (total - self.generated)
+                seconds = time.perf_counter() - cell_start
+                left = (time.perf_counter() - started) / self.generated * (total - self.generated)
                 log.info("cell %d/%d  %s=%g rep %d: %d prompts, %d tokens in %.1f s (%.0f tok/s) | done %d/%d, "
                          "~%s left", number, len(work), cfg.degradation.method, cell.level, cell.repeat, len(prompts),
-                         tokens, time.perf_counter() - cell_start, tokens / (time.perf_counter() - cell_start),
-                         self.generated, total, _duration(left))
+                         tokens, seconds, tokens / seconds, self.generated, total, dryrun._hms(left))
         finally:
             snapshot.restore()  # a model reused by the next job of a multirun starts clean
+        return None
+
+    def _run_cell(self, cell: Cell, prompts: list, loaded, encoded, params, policy: MemoryPolicy,
+                  context: dict) -> int:
+        """Generate ``prompts`` in batches sized by the memory policy; return the new tokens."""
+        pending, tokens, batch_no = list(prompts), 0, 0
+        while pending:
+            batch = pending[:policy.size]
+            try:
+                samples = generation.generate(loaded.model, loaded.tokenizer, [encoded[p.id] for p in batch],
+                                              params, loaded.device)
+            except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
+                if not is_out_of_memory(exc):
+                    raise
+                policy.on_out_of_memory(len(batch))
+                continue
+            pending = pending[len(batch):]
+            used = policy.read()
+            self.store.append([self.record(cell, p, s, params, loaded, len(batch), used, context)
+                               for p, s in zip(batch, samples)])
+            self.generated += len(batch)
+            tokens += sum(s.tokens_out for s in samples)
+            batch_no += 1
+            if self.cfg.save_every and batch_no % self.cfg.save_every == 0:
+                self.store.write_views()
+            policy.after_batch(used)
+        return tokens
+
+    def _perplexity(self, cell: Cell, loaded: loading.Loaded) -> float | None:
+        """The reference text's perplexity, once per level (the first repetition that runs)."""
+        ppl_cfg = self.cfg.experiment.perplexity
+        if not ppl_cfg.enabled:
+            return None
+        if cell.level_index not in self.perplexity:
+            self.perplexity[cell.level_index] = perplexity(loaded.model, loaded.tokenizer, ppl_cfg.text, loaded.device)
+        return self.perplexity[cell.level_index]
 
     def record(self, cell: Cell, prompt, sample: generation.Sample, params: dict, loaded: loading.Loaded,
-               weights_fp: str, batch_size: int, memory: float) -> dict[str, Any]:
+               batch_size: int, memory: float, context: dict) -> dict[str, Any]:
         cfg = self.cfg
         scores = score_output(sample.text, answers=prompt.answers, cookie_theft=cfg.experiment.info_units)
-        dtype = str(loaded.dtype).removeprefix("torch.")
         return {
             **self.key_of(cell, prompt.id),
             "timestamp": _now(), "prompt_group": cfg.experiment.name, "prompt_text": prompt.text,
@@ -162,16 +199,11 @@ class Job:
             "config_name": f"{cfg.experiment.name}/{cfg.degradation.name}/{cfg.param_group.name}",
             "model_variant": "it", "prompt_category": prompt.category, "tokens_in": sample.tokens_in,
             "tokens_out": sample.tokens_out, "level_index": cell.level_index, "degrad_level": cell.level,
-            "batch_size_effective": batch_size, "device": str(loaded.device), "dtype": dtype,
-            "load_4bit": cfg.model.load_4bit, "restore_strategy": cfg.restore_strategy, "gen_params": dict(params),
-            "image_used": False, "image_filename": None, "vram_usage_percent": memory, "perplexity": None,
-            "weights_fingerprint": weights_fp, **scores,
+            "batch_size_effective": batch_size, "device": str(loaded.device),
+            "dtype": str(loaded.dtype).removeprefix("torch."), "load_4bit": cfg.model.load_4bit,
+            "restore_strategy": cfg.restore_strategy, "gen_params": dict(params), "image_used": False,
+            "image_filename": None, "vram_usage_percent": memory, **context, **scores,
         }
-
-
-def _duration(seconds: float) -> str:
-    minutes, secs = divmod(int(seconds), 60)
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 def run_job(cfg: RunConfig, out_dir: Path, resolved_yaml: str = "") -> JobSummary:

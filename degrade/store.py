@@ -19,7 +19,7 @@ from typing import Any, Iterable
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.records import record_key, to_table
+from degrade.records import KEY_FIELDS, record_key, to_table
 
 log = logging.getLogger(__name__)
 
@@ -49,14 +49,19 @@ class RecordStore:
             raise DegradeError(f"output dir {self.out_dir}: not writable ({exc.strerror}); "
                                "pass a writable hydra.run.dir / hydra.sweep.dir") from None
 
-    def load(self) -> int:
+    def load(self, repair: bool = True) -> int:
         """Read the journal; return how many records it holds.
 
         A torn last line (a crash mid-write) is moved aside into ``records.jsonl.torn-*`` and cut
         from the journal; any other unreadable line stops the job and leaves the file untouched.
+        A view that cannot be read is kept aside, byte for byte, before it is rebuilt. A JSON array
+        with no journal beside it (an older run, or the original study's file) seeds the journal.
+        With ``repair=False`` (a dry run) nothing on disk changes.
         """
+        if repair:
+            self._keep_unreadable_views_aside()
         if not self.journal.exists():
-            return 0
+            return self._import_json_view() if repair else 0
         data = self.journal.read_bytes()
         lines = data.split(b"\n")
         tail = lines.pop()  # after the last newline: empty unless the last write was torn
@@ -67,7 +72,7 @@ class RecordStore:
                 raise DegradeError(f"{self.journal}: line {number} is unreadable and is not the last line; "
                                    "nothing was changed: repair or move that line aside, then run again") from None
             self._remember(record)
-        if tail.strip():
+        if tail.strip() and repair:
             try:
                 self._remember(json.loads(tail))
                 self._append_bytes(b"\n")  # a complete record that only lacked its newline
@@ -79,6 +84,26 @@ class RecordStore:
                     os.fsync(fh.fileno())
                 log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
         return len(self.records)
+
+    def _keep_unreadable_views_aside(self) -> None:
+        for path, read in ((self.json_path, _read_json_array), (self.out_dir / PARQUET, pq.read_metadata)):
+            if not path.exists():
+                continue
+            try:
+                read(path)
+            except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
+                aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(path, aside)
+                log.warning("%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
+                            path.name, str(exc).splitlines()[0][:120], aside.name)
+
+    def _import_json_view(self) -> int:
+        if not self.json_path.exists():
+            return 0
+        records = [_upgrade(r) for r in _read_json_array(self.json_path)]
+        self.append(records)
+        log.info("no journal: seeded it with the %d records of %s", len(records), self.json_path.name)
+        return len(records)
 
     def _remember(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -119,6 +144,24 @@ class RecordStore:
                                                            encoding="utf-8"))
         if "parquet" in self.formats:
             _atomic(self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p))
+
+
+def _read_json_array(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("not a JSON array of records")
+    return data
+
+
+def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
+    """Fill the key fields an original-study record names differently (std_dev, prompt_group)."""
+    out = dict(record)
+    out.setdefault("level_value", out.get("std_dev"))
+    out.setdefault("experiment", out.get("prompt_group"))
+    missing = [k for k in KEY_FIELDS if out.get(k) is None]
+    if missing:
+        raise DegradeError(f"a record lacks {missing}; cannot tell which prompts it covers")
+    return out
 
 
 def _atomic(path: Path, write) -> None:

@@ -49,7 +49,7 @@ def _gemma3_vlm(vocab: int) -> Any:
     from transformers import Gemma3Config, SiglipVisionConfig
 
     vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2,
-                                image_size=56, patch_size=14)
+                                image_size=56, patch_size=14, vision_use_head=False)  # as in Gemma 3
     return Gemma3Config(text_config=_gemma3(vocab).to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4)
 
 

@@ -32,7 +32,7 @@ def main(cfg: DictConfig) -> None:
         summary = run_job(run_cfg, Path(HydraConfig.get().runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
     except DegradeError as exc:
         log.error("%s", exc)
-        sys.exit(2)
+        sys.exit(exc.exit_code)
     log.info("done: %d records (%d generated, %d already there) in %.1f s → %s", summary.records,
              summary.generated, summary.skipped, summary.seconds, summary.out_dir)
 
