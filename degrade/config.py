@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
@@ -41,7 +42,7 @@ class ModelConfig:
     multimodal: bool = False
 
     def __post_init__(self) -> None:
-        from degrade.loading import RANDOM_ARCHS
+        from degrade.tiny import RANDOM_ARCHS, VLM_CONFIGS
 
         _require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
         _require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
@@ -51,6 +52,8 @@ class ModelConfig:
         if self.source is None:
             _require(self.random_arch in RANDOM_ARCHS, "model.random_arch",
                      f"{self.random_arch!r}; allowed: {', '.join(RANDOM_ARCHS)}")
+            _require(self.multimodal == (self.random_arch in VLM_CONFIGS), "model.multimodal",
+                     f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}")
 
 
 @dataclass
@@ -212,10 +215,16 @@ class RunConfig:
                  f"{self.device!r}; allowed: auto, cpu, cuda, cuda:N")
         _require(bool(self.name_suffix) and "/" not in self.name_suffix, "name_suffix",
                  f"{self.name_suffix!r}; must be non-empty, without '/'")
-        if self.experiment.image.enabled and not self.model.multimodal:
+        image = self.experiment.image
+        if image.enabled and not self.model.multimodal:
             raise ConfigError("experiment.image.enabled",
-                              f"model {self.model.name} is text-only; pick a multimodal model "
-                              "(model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false")
+                              f"model {self.model.name} is text-only and cannot see an image; pick a multimodal "
+                              "model (model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false")
+        if image.enabled:
+            _require(bool(image.path), "experiment.image.path",
+                     "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>")
+            _require(Path(image.path).expanduser().is_file(), "experiment.image.path",
+                     f"{image.path}: no such file")
 
     @property
     def seed_base(self) -> int:

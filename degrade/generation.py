@@ -73,32 +73,45 @@ def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
     return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}
 
 
+def pad_id(tokenizer: Any) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+
+
+def generation_config(model: Any, tokenizer: Any, params: dict[str, Any]) -> Any:
+    """The model's generation config with the effective ``params`` applied (sampling knobs only when sampling)."""
+    config = copy.deepcopy(model.generation_config)
+    sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
+    config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
+                  repetition_penalty=params["repetition_penalty"], pad_token_id=pad_id(tokenizer), **sampling)
+    if params.get("min_new_tokens"):  # calibration runs force their length
+        config.update(min_new_tokens=params["min_new_tokens"])
+    return config
+
+
+def to_samples(model: Any, tokenizer: Any, out: torch.Tensor, width: int, tokens_in: Sequence[int],
+               duration: float) -> list[Sample]:
+    """Decode the continuation of each row of ``out`` (prompts left-padded to ``width``), up to its first EOS."""
+    eos = _eos_ids(model, tokenizer)
+    samples = []
+    for row, n_in in enumerate(tokens_in):
+        new = out[row, width:].tolist()
+        n_out = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+        text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
+        samples.append(Sample(text.strip(), int(n_in), n_out, duration))
+    return samples
+
+
 @torch.inference_mode()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: dict[str, Any],
              device: torch.device) -> list[Sample]:
     """Generate one answer per prompt (already encoded) in a single left-padded batch."""
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     width = max(len(p) for p in prompts)
-    input_ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+    input_ids = torch.full((len(prompts), width), pad_id(tokenizer), dtype=torch.long)
     attention = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, ids in enumerate(prompts):
         input_ids[row, width - len(ids):] = torch.tensor(ids)
         attention[row, width - len(ids):] = 1
-    config = copy.deepcopy(model.generation_config)
-    sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
-    config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
-                  repetition_penalty=params["repetition_penalty"], pad_token_id=pad, **sampling)
-    if params.get("min_new_tokens"):  # calibration runs force their length
-        config.update(min_new_tokens=params["min_new_tokens"])
     start = time.perf_counter()
     out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                         generation_config=config)
-    duration = time.perf_counter() - start
-    eos = _eos_ids(model, tokenizer)
-    samples = []
-    for row, ids in enumerate(prompts):
-        new = out[row, width:].tolist()
-        n_out = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
-        text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
-        samples.append(Sample(text.strip(), len(ids), n_out, duration))
-    return samples
+                         generation_config=generation_config(model, tokenizer, params))
+    return to_samples(model, tokenizer, out, width, [len(p) for p in prompts], time.perf_counter() - start)

@@ -23,7 +23,8 @@ from torch import nn
 
 from degrade.backends import load_pretrained, select_backend
 from degrade.errors import DegradeError
-from degrade.tiny import RANDOM_ARCHS, build_random_model
+from degrade.tiny import RANDOM_ARCHS, VLM_CONFIGS, build_random_model
+from degrade.vision import build_tiny_vlm
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,7 @@ class Loaded:
 
 
 _LOADED: dict[str, Loaded] = {}
+_CACHE_FORMAT = 2  # bump when the converted layout changes, so stale caches are rebuilt
 
 
 def cache_dir() -> Path:
@@ -84,9 +86,13 @@ def load(cfg, device_name: str = "auto") -> Loaded:
     start = time.perf_counter()
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.source is None:
-        model, tokenizer = build_random_model(cfg.random_arch, tokenizer_dir=embedded_dir())
+        if cfg.random_arch in VLM_CONFIGS:
+            model, processor = build_tiny_vlm(embedded_dir())
+            tokenizer = processor.tokenizer
+        else:
+            (model, tokenizer), processor = build_random_model(cfg.random_arch, tokenizer_dir=embedded_dir()), None
         model.to(device=device, dtype=dtype)
-        processor, backend, source = None, "transformers", f"random:{cfg.random_arch}"
+        backend, source = "transformers", f"random:{cfg.random_arch}"
     else:
         path, source = locate(cfg.source)
         backend = select_backend(cfg.backend, source_is_local=path is not None and path.is_dir(),
@@ -141,7 +147,7 @@ def convert_gguf(path: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     stat = path.stat()
-    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}|{_CACHE_FORMAT}".encode()).hexdigest()[:12]
     target = cache_dir() / "models" / f"{path.stem}-{key}"
     if (target / "config.json").exists():
         return target
@@ -150,7 +156,11 @@ def convert_gguf(path: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    model.hf_quantizer = None  # the GGUF quantizer refuses to save; the weights are already plain floats
+    # The weights are plain floats now: neither the GGUF quantizer nor its config entry may follow them,
+    # or saving fails and a later load refuses any other quantization (load_4bit).
+    model.hf_quantizer = None
+    if hasattr(model.config, "quantization_config"):
+        del model.config.quantization_config
     model.save_pretrained(tmp)
     tokenizer.save_pretrained(tmp)
     try:

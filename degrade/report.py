@@ -43,7 +43,10 @@ def _is_job(path: Path, root: Path) -> bool:
     # previous-*/ holds results that force_run superseded; a report's own parquet carries job_dir.
     if any(part.startswith("previous-") for part in path.relative_to(root).parts):
         return False
-    return not (path / PARQUET).exists() or "job_dir" not in pq.read_schema(path / PARQUET).names
+    try:
+        return not (path / PARQUET).exists() or "job_dir" not in pq.read_schema(path / PARQUET).names
+    except (pa.ArrowException, OSError):
+        return True  # an unreadable view: _read_job falls back to the journal
 
 
 def _read_journal(path: Path) -> pd.DataFrame:
@@ -68,10 +71,16 @@ def _read_journal(path: Path) -> pd.DataFrame:
 def _read_job(job: Path) -> pd.DataFrame:
     journal, parquet = job / JOURNAL, job / PARQUET
     if parquet.exists():
-        rows = pq.read_metadata(parquet).num_rows
-        if not journal.exists() or journal.read_bytes().count(b"\n") <= rows:
-            return pd.read_parquet(parquet)
-        log.info("%s: the journal holds more records than the parquet (interrupted job); reading the journal", job)
+        try:
+            rows = pq.read_metadata(parquet).num_rows
+            if not journal.exists() or journal.read_bytes().count(b"\n") <= rows:
+                return pd.read_parquet(parquet)
+            log.info("%s: the journal holds more records than the parquet (interrupted job); reading it", job)
+        except (pa.ArrowException, OSError) as exc:
+            if not journal.exists():
+                raise DegradeError(f"{parquet}: unreadable ({str(exc).splitlines()[0][:120]}) and no "
+                                   f"{JOURNAL} beside it to rebuild from") from None
+            log.warning("%s: unreadable; reading the journal instead", parquet)
     return _read_journal(journal)
 
 
@@ -163,12 +172,13 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     out_dir.mkdir(parents=True, exist_ok=True)
     metrics = ["tokens_out", "mattr", "repetition_rate"] + [m for m in ("correct", "info_units", "perplexity")
                                                              if df[m].notna().any()]
-    methods = list(dict.fromkeys(df["degradation_method"]))
     # Name a line by what varies: the group always, experiment and model only when there are several.
     naming = [c for c in ("experiment", "model_name") if df[c].nunique() > 1] + ["param_group_name"]
     written = []
     for metric in metrics:
         stats = _per_repetition(df, metric)
+        # A panel per method that has this metric (perplexity may be enabled in some jobs only).
+        methods = [m for m in dict.fromkeys(df["degradation_method"]) if m in set(stats["degradation_method"])]
         fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), sharey=True, squeeze=False)
         for ax, method in zip(axes[0], methods):
             for key, line in stats[stats["degradation_method"] == method].groupby(LINE):

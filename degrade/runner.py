@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from degrade import damage, dryrun, generation, loading, provenance
+from degrade import damage, dryrun, generation, loading, provenance, vision
 from degrade.config import RunConfig
 from degrade.memory import MemoryPolicy, is_out_of_memory
 from degrade.params import resolve_group
@@ -71,6 +71,9 @@ class Job:
         self.cells = cells(cfg)
         self.generated = 0
         self.perplexity: dict[int, float] = {}
+        image = cfg.experiment.image
+        self.image = vision.load_image(Path(image.path).expanduser()) if image.enabled else None
+        self.image_filename = Path(image.path).name if image.enabled else None
 
     def key_of(self, cell: Cell, prompt_id: str) -> dict[str, Any]:
         c = self.cfg
@@ -157,8 +160,12 @@ class Job:
         while pending:
             batch = pending[:policy.size]
             try:
-                samples = generation.generate(loaded.model, loaded.tokenizer, [encoded[p.id] for p in batch],
-                                              params, loaded.device)
+                if self.image is None:
+                    samples = generation.generate(loaded.model, loaded.tokenizer, [encoded[p.id] for p in batch],
+                                                  params, loaded.device)
+                else:
+                    samples = vision.generate_with_image(loaded.model, loaded.processor, [p.text for p in batch],
+                                                         self.image, params, loaded.device)
             except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
                 if not is_out_of_memory(exc):
                     raise
@@ -201,8 +208,8 @@ class Job:
             "tokens_out": sample.tokens_out, "level_index": cell.level_index, "degrad_level": cell.level,
             "batch_size_effective": batch_size, "device": str(loaded.device),
             "dtype": str(loaded.dtype).removeprefix("torch."), "load_4bit": cfg.model.load_4bit,
-            "restore_strategy": cfg.restore_strategy, "gen_params": dict(params), "image_used": False,
-            "image_filename": None, "vram_usage_percent": memory, **context, **scores,
+            "restore_strategy": cfg.restore_strategy, "gen_params": dict(params),
+            "image_used": self.image is not None, "image_filename": self.image_filename, "vram_usage_percent": memory, **context, **scores,
         }
 
 

@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import shutil
+import signal
 import time
 from pathlib import Path
 from typing import Any, Iterable
@@ -120,6 +121,10 @@ class RecordStore:
 
     def _append_bytes(self, payload: bytes) -> None:
         with open(self.journal, "ab") as fh:
+            if _fault("append"):  # a crash halfway through a write: the torn line resume must survive
+                fh.write(payload[: len(payload) // 2])
+                fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
             fh.write(payload)
             fh.flush()
             os.fsync(fh.fileno())
@@ -169,4 +174,37 @@ def _atomic(path: Path, write) -> None:
     write(tmp)
     with open(tmp, "rb") as fh:
         os.fsync(fh.fileno())
+    if _fault("views"):  # a crash between writing a view and renaming it into place
+        os.kill(os.getpid(), signal.SIGKILL)
     os.replace(tmp, path)
+
+
+_FAULTS: dict[str, int] = {}
+
+
+def _fault(point: str) -> bool:
+    """Fault injection for the crash tests: ``DEGRADE_FAULT=<point>:<n>`` kills at the n-th pass.
+
+    Unset (always, outside the tests) this is one dictionary lookup.
+    """
+    spec = os.environ.get("DEGRADE_FAULT")
+    if not spec or not spec.startswith(point + ":"):
+        return False
+    _FAULTS[point] = _FAULTS.get(point, 0) + 1
+    return _FAULTS[point] == int(spec.split(":", 1)[1])
+
+
+def check_output_dir(path: Path) -> None:
+    """Fail with one line when ``path`` cannot be created or written (before Hydra tries).
+
+    Raises:
+        DegradeError: naming the dir and what is in the way.
+    """
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise DegradeError(f"output dir {path}: {existing} is a file, not a directory; "
+                           "pass another hydra.run.dir / hydra.sweep.dir")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise DegradeError(f"output dir {path}: {existing} is not writable; pass another hydra.run.dir / hydra.sweep.dir")

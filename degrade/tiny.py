@@ -56,7 +56,7 @@ def _gemma3_vlm(vocab: int) -> Any:
 CONFIGS: dict[str, Callable[[int], Any]] = {"llama": _llama, "qwen2": _qwen2, "mistral": _mistral,
                                              "gpt2": _gpt2, "gemma3": _gemma3}
 VLM_CONFIGS: dict[str, Callable[[int], Any]] = {"gemma3_vlm": _gemma3_vlm}
-RANDOM_ARCHS = tuple(CONFIGS)
+RANDOM_ARCHS = tuple(CONFIGS) + tuple(VLM_CONFIGS)
 
 
 def tiny_config(arch: str, vocab: int = 512) -> Any:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 from pathlib import Path
 from typing import Any, Sequence
@@ -11,7 +10,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from degrade.errors import ConfigError
-from degrade.generation import Sample, _eos_ids
+from degrade.generation import Sample, generation_config, to_samples
 from degrade.tiny import tiny_config
 
 IMAGE_KEY = "experiment.image.path"
@@ -120,23 +119,10 @@ def generate_with_image(model: Any, processor: Any, texts: Sequence[str], image:
     inputs = inputs.to(device)
     # The processor returns float32 pixels; a bf16 / fp16 vision tower wants its own dtype.
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    config = copy.deepcopy(model.generation_config)
-    sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
-    config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
-                  repetition_penalty=params["repetition_penalty"], pad_token_id=pad, **sampling)
     start = time.perf_counter()
-    out = model.generate(**inputs, generation_config=config)
-    duration = time.perf_counter() - start
-    width = inputs["input_ids"].shape[1]
-    eos = _eos_ids(model, tokenizer)
-    samples = []
-    for row, n_in in enumerate(inputs["attention_mask"].sum(dim=1).tolist()):
-        new = out[row, width:].tolist()
-        n_out = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
-        text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
-        samples.append(Sample(text.strip(), int(n_in), n_out, duration))
-    return samples
+    out = model.generate(**inputs, generation_config=generation_config(model, tokenizer, params))
+    return to_samples(model, tokenizer, out, inputs["input_ids"].shape[1], inputs["attention_mask"].sum(dim=1).tolist(),
+                      time.perf_counter() - start)
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = write_report(args.dir, args.out)
     except DegradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     print(paths["summary_md"].read_text(encoding="utf-8"))
     for path in [paths["records"], paths["summary_csv"], paths["summary_md"], *paths["plots"]]:
         print(f"wrote {path}")

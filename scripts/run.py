@@ -20,6 +20,7 @@ from omegaconf import DictConfig, OmegaConf  # noqa: E402
 from degrade.config import register_configs, to_run_config  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
 from degrade.runner import run_job  # noqa: E402
+from degrade.store import check_output_dir  # noqa: E402
 
 log = logging.getLogger("degrade")
 register_configs()
@@ -33,9 +34,24 @@ def main(cfg: DictConfig) -> None:
     except DegradeError as exc:
         log.error("%s", exc)
         sys.exit(exc.exit_code)
+    if summary.plan is not None:
+        log.info("dry run: nothing generated, no file written")
+        return
     log.info("done: %d records (%d generated, %d already there) in %.1f s → %s", summary.records,
              summary.generated, summary.skipped, summary.seconds, summary.out_dir)
 
 
+def preflight(argv: list[str]) -> None:
+    """Refuse an output dir that cannot be written before Hydra tries to create it."""
+    dirs = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    try:
+        for d in dirs or ["."]:
+            check_output_dir(Path(d))
+    except DegradeError as exc:
+        print(f"[ERROR] {exc}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
 if __name__ == "__main__":
+    preflight(sys.argv[1:])
     main()
