@@ -7,6 +7,7 @@ import hashlib
 import torch
 from torch import nn
 
+from degrade import quant4
 from degrade.methods import METHODS
 from degrade.params import ResolvedGroup
 
@@ -24,12 +25,21 @@ def param_seed(seed: int, repeat: int, name: str, level: float | None = None) ->
 @torch.no_grad()
 def apply(model: nn.Module, group: ResolvedGroup, method: str, level: float, *, seed: int, repeat: int,
           common_noise: bool = True) -> None:
-    """Damage every parameter of ``group`` in place: float32 arithmetic, cast back to its dtype."""
+    """Damage every parameter of ``group`` in place: float32 arithmetic, cast back to its dtype.
+
+    A 4-bit parameter is de-quantized, damaged and quantized again.
+    """
     fn = METHODS[method].fn
     for target in group.targets:
         param = model.get_parameter(target.name)
         generator = torch.Generator(device=param.device)
         generator.manual_seed(param_seed(seed, repeat, target.name, None if common_noise else level))
+        if quant4.is_4bit(param):
+            clean = quant4.dequantize(param)
+            damaged = fn(clean, level, generator=generator)
+            if damaged is not clean:
+                quant4.requantize_(param, damaged)
+            continue
         clean = param.detach().to(torch.float32)
         damaged = fn(clean, level, generator=generator)
         if damaged is not clean:

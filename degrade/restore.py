@@ -6,10 +6,12 @@ After :meth:`Snapshot.restore` the weights are bit-identical to the clean ones;
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 import torch
 from torch import nn
+
+from degrade import quant4
 
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 _CHUNK = 1 << 22
@@ -22,23 +24,36 @@ class Snapshot:
         self.names = list(names)
         self.params = [model.get_parameter(n) for n in self.names]
         pin = torch.cuda.is_available() and any(p.is_cuda for p in self.params)
-        self.saved = [p.detach().to("cpu", copy=True) for p in self.params]
-        if pin:
-            self.saved = [s.pin_memory() for s in self.saved]
-        self.clean_fingerprint = fingerprint(self.params)
+        self.saved: list[Any] = []
+        for param in self.params:
+            if quant4.is_4bit(param):
+                self.saved.append(quant4.capture(param))
+            else:
+                copy = param.detach().to("cpu", copy=True)
+                self.saved.append(copy.pin_memory() if pin else copy)
+        self.clean_fingerprint = fingerprint(self.tensors)
+
+    @property
+    def tensors(self) -> list[torch.Tensor]:
+        """The tensors holding the group's values now (for a 4-bit parameter: codes and quant state)."""
+        return [t for p in self.params for t in quant4.state_tensors(p)]
 
     @property
     def nbytes(self) -> int:
-        return sum(s.numel() * s.element_size() for s in self.saved)
+        first = [s[0] if isinstance(s, tuple) else s for s in self.saved]
+        return sum(t.numel() * t.element_size() for t in first)
 
     @torch.no_grad()
     def restore(self, *, verify: bool = False) -> None:
         """Copy the clean values back; with ``verify``, check the fingerprint too."""
         for param, saved in zip(self.params, self.saved):
-            param.data.copy_(saved, non_blocking=True)
+            if isinstance(saved, tuple):
+                quant4.put_back(param, saved)
+            else:
+                param.data.copy_(saved, non_blocking=True)
         if any(p.is_cuda for p in self.params):
             torch.cuda.synchronize()
-        if verify and fingerprint(self.params) != self.clean_fingerprint:
+        if verify and fingerprint(self.tensors) != self.clean_fingerprint:
             raise RuntimeError("restore did not bring back the clean weights (fingerprint differs)")
 
 

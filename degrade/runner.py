@@ -122,7 +122,10 @@ class Job:
         params = generation.effective_params(loaded.model, cfg.generation)
         encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in self.prompts}
         if dry_run:
-            return dryrun.estimate(self, loaded, snapshot.nbytes, work, encoded, params)
+            try:
+                return dryrun.estimate(self, loaded, snapshot.nbytes, work, encoded, params)
+            finally:
+                snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded
         self.meta.update(model={"name": cfg.model.name, "source": loaded.source, "backend": loaded.backend,
                                 "load_s": round(loaded.load_s, 3), "weights_fingerprint": snapshot.clean_fingerprint},
                          model_load_s=round(loaded.load_s, 3), model_cache_hit=loaded.cache_hit,
@@ -140,7 +143,7 @@ class Job:
                 snapshot.restore(verify=cfg.verify_restore)
                 damage.apply(loaded.model, group, cfg.degradation.method, cell.level, seed=cfg.seed_base,
                              repeat=cell.repeat, common_noise=cfg.degradation.common_noise)
-                context = {"weights_fingerprint": fingerprint(snapshot.params), "perplexity": self._perplexity(cell, loaded)}
+                context = {"weights_fingerprint": fingerprint(snapshot.tensors), "perplexity": self._perplexity(cell, loaded)}
                 generation.set_all_seeds(cfg.seed_base + cell.repeat)
                 tokens = self._run_cell(cell, prompts, loaded, encoded, params, policy, context)
                 self.store.write_views()

@@ -1,0 +1,83 @@
+"""4-bit (bitsandbytes) parameters: damage the de-quantized values, restore the packed storage.
+
+A ``Params4bit`` holds packed nf4/fp4 codes plus a quant state (per-block absmax, and for
+double quantization a second state). Damage de-quantizes to float32, applies the method and
+quantizes back with the same block size and type; restore puts back copies of the clean
+codes and quant state, so the clean model returns bit for bit.
+
+On CPUs with AVX512-BF16, bitsandbytes repacks the codes (and mutates the quant state) for
+its fast kernel at the first forward pass. Restore therefore replaces both objects rather
+than copying into them; the next forward pass repacks the restored copy.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+
+def is_4bit(param: nn.Parameter) -> bool:
+    return type(param).__name__ == "Params4bit" and getattr(param, "quant_state", None) is not None
+
+
+def _state_parts(state: Any) -> list[torch.Tensor]:
+    parts = [state.absmax]
+    if getattr(state, "nested", False):
+        parts += [state.state2.absmax]
+    return parts
+
+
+def state_tensors(param: nn.Parameter) -> list[torch.Tensor]:
+    """Every tensor that defines the parameter's value: the packed codes and their quant state."""
+    if not is_4bit(param):
+        return [param.data]
+    return [param.data, *_state_parts(param.quant_state)]
+
+
+def capture(param: nn.Parameter) -> tuple[torch.Tensor, Any]:
+    """A CPU copy of the codes and the quant state, for :func:`put_back`."""
+    _check_layout(param)
+    state = copy.deepcopy(param.quant_state)
+    state.to("cpu")  # QuantState.to moves its tensors in place
+    return param.data.detach().to("cpu", copy=True), state
+
+
+@torch.no_grad()
+def put_back(param: nn.Parameter, saved: tuple[torch.Tensor, Any]) -> None:
+    """Replace the codes and quant state with copies of ``saved`` (bit for bit)."""
+    data, state = saved
+    param.data = data.to(param.device, copy=True)
+    state = copy.deepcopy(state)
+    state.to(param.device)
+    param.quant_state = state
+
+
+def _check_layout(param: nn.Parameter) -> None:
+    if getattr(param.quant_state, "packing_format_for_cpu", False):
+        raise RuntimeError("4-bit weights are in the CPU kernel's layout: take a snapshot before the first "
+                           "forward pass, and restore it before damaging them")
+
+
+def dequantize(param: nn.Parameter) -> torch.Tensor:
+    """The parameter's values as float32 (the weight the layer computes with)."""
+    import bitsandbytes.functional as bnbf
+
+    _check_layout(param)
+    return bnbf.dequantize_4bit(param.data, param.quant_state).to(torch.float32)
+
+
+@torch.no_grad()
+def requantize_(param: nn.Parameter, values: torch.Tensor) -> None:
+    """Quantize ``values`` with the parameter's own block size and type, in place."""
+    import bitsandbytes.functional as bnbf
+
+    _check_layout(param)
+    state = param.quant_state
+    packed, fresh = bnbf.quantize_4bit(values.to(state.dtype), blocksize=state.blocksize, quant_type=state.quant_type,
+                                       compress_statistics=getattr(state, "nested", False),
+                                       quant_storage=param.data.dtype)
+    param.data.copy_(packed)
+    param.quant_state = fresh
