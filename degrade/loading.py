@@ -8,6 +8,7 @@ loaded model back (``model_cache_hit``); the runner leaves it clean after every 
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import logging
@@ -77,10 +78,8 @@ def load(cfg, device_name: str = "auto") -> Loaded:
     device = resolve_device(device_name)
     key = f"{cfg!r}|{device}"
     if key in _LOADED:
-        hit = _LOADED[key]
-        hit.cache_hit = True
         log.info("model %s: reusing the model loaded in this process", cfg.name)
-        return hit
+        return dataclasses.replace(_LOADED[key], load_s=0.0, cache_hit=True)
     _LOADED.clear()  # one model at a time: a sweep over models must not hold them all
     _quiet_transformers()
     start = time.perf_counter()

@@ -1,0 +1,81 @@
+"""Sweeps: the study's five presets, one model load per multirun, the submitit launcher."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from conftest import compose_cfg, run_cli
+
+# SPEC §15: variant → (method, group, first level, last level, steps)
+STUDY = {
+    "gauss_attn": ("mult_gauss", "attn_only", 0.0, 1.4, 15),
+    "gauss_mlp": ("mult_gauss", "mlp_only", 0.0, 0.5, 11),
+    "gauss_embed": ("mult_gauss", "embed_only", 0.0, 1.0, 21),
+    "ablation_attn": ("ablation", "attn_only", 0.0, 0.8, 17),
+    "quant_attn": ("uni_quant", "attn_only", 1024.0, 4.0, 9),
+}
+
+
+@pytest.mark.parametrize("variant", sorted(STUDY))
+def test_study_variant_is_a_one_word_preset(variant: str) -> None:
+    method, group, first, last, steps = STUDY[variant]
+    cfg = compose_cfg(f"variant={variant}")
+    levels = cfg.degradation.levels
+    assert (cfg.degradation.method, cfg.param_group.name, cfg.degradation.name) == (method, group, variant)
+    assert (levels[0], levels[-1], len(levels)) == pytest.approx((first, last, steps))
+    if method == "uni_quant":
+        assert levels == [1024, 512, 256, 128, 64, 32, 16, 8, 4]
+    else:
+        assert levels == pytest.approx([first + i * (last - first) / (steps - 1) for i in range(steps)])
+
+
+def _metadata(sweep: Path) -> dict[str, dict]:
+    return {p.parent.name: json.loads(p.read_text()) for p in sweep.glob("*/metadata.json")}
+
+
+@pytest.mark.slow
+def test_sequential_multirun_loads_the_model_once(tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("--multirun", "degradation=mult_gauss,ablation,uni_quant", "param_group=attn_only,mlp_only",
+                     "model=tiny_random", "experiment.limit=2", "generation.max_new_tokens=4",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    meta = _metadata(sweep)
+    assert len(meta) == 6
+    assert sorted(m["model_cache_hit"] for m in meta.values()) == [False] + [True] * 5
+    assert all(m["model_load_s"] == 0 for m in meta.values() if m["model_cache_hit"])
+    assert result.stdout.count("loaded from random:llama") == 1
+    # A group reused from the cache starts clean: every job's level-0 cell matches a fresh model's.
+    clean = {name: pd.read_parquet(sweep / name / "records.parquet").query("level_value == 0")
+             for name in meta}
+    outputs = {tuple(frame.sort_values("prompt_id").output) for frame in clean.values()}
+    assert len(outputs) == 1
+
+
+@pytest.mark.slow
+def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
+    sweep = tmp_path / "sweep"
+    result = run_cli("--multirun", "hydra/launcher=submitit_local", "degradation=mult_gauss,ablation",
+                     "model=tiny_random", "experiment.limit=2", "generation.max_new_tokens=4",
+                     f"hydra.sweep.dir={sweep}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    jobs = sorted(p.parent.name for p in sweep.glob("*/records.parquet"))
+    assert [j.split(",")[0] for j in jobs] == ["degradation=ablation", "degradation=mult_gauss"]
+    assert all(len(pd.read_parquet(sweep / j / "records.parquet")) == 8 for j in jobs)
+
+
+def test_slurm_launcher_preset_asks_for_one_gpu_per_job() -> None:
+    from hydra import compose, initialize_config_dir
+
+    from conftest import CONF
+
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.gpus_per_node, launcher.tasks_per_node, launcher.timeout_min) == (1, 1, 720)
+    assert launcher.array_parallelism >= 1
