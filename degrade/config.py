@@ -70,10 +70,21 @@ class ImageConfig:
     path: Optional[str] = None
 
 
+REFERENCE_TEXT = (
+    "Every morning the baker opened the small shop on the corner before the sun came up. She lit the ovens, "
+    "mixed flour, water and salt, and shaped the loaves by hand while the street was still quiet. By seven "
+    "o'clock the first customers were waiting at the door, and the smell of fresh bread filled the whole block."
+)
+
+
 @dataclass
 class PerplexityConfig:
     enabled: bool = False
-    text: str = ""
+    text: str = REFERENCE_TEXT  # the reference text scored once per level
+
+    def __post_init__(self) -> None:
+        _require(not self.enabled or bool(self.text.strip()), "experiment.perplexity.text",
+                 "empty; perplexity needs a reference text")
 
 
 @dataclass

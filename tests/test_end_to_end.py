@@ -110,3 +110,50 @@ def test_group_matching_nothing_fails_before_generation(tmp_path) -> None:
     assert result.returncode == 2
     assert "param_group=vision: matches no parameter of this model" in output and "Traceback" not in output
     assert not (tmp_path / "records.jsonl").exists()
+
+
+def test_perplexity_once_per_level_and_grows_with_damage(tmp_path) -> None:
+    cfg = compose_cfg("model=tiny_random", "experiment.limit=2", "experiment.n_rep=2", "experiment.perplexity.enabled=true",
+                      "degradation=ablation", "degradation.levels=[0,0.9]", "generation.max_new_tokens=2")
+    run_job(cfg, tmp_path)
+    frame = pd.read_parquet(tmp_path / "records.parquet")
+    per_level = frame.groupby("level_value").perplexity.agg(["nunique", "first"])
+    assert per_level["nunique"].tolist() == [1, 1]  # the same value on every record of a level
+    assert per_level["first"][0.9] != per_level["first"][0.0]
+
+
+def test_perplexity_without_text_is_refused() -> None:
+    from degrade.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="experiment.perplexity.text: empty"):
+        compose_cfg("experiment.perplexity.enabled=true", "experiment.perplexity.text=''")
+
+
+@pytest.mark.slow
+def test_cookie_theft_on_the_tiny_vlm_end_to_end(tmp_path) -> None:
+    from PIL import Image, ImageDraw
+
+    picture = tmp_path / "kitchen.png"
+    image = Image.new("RGB", (120, 90), "white")
+    ImageDraw.Draw(image).rectangle([10, 40, 40, 80], fill="brown")
+    image.save(picture)
+    result = run_cli("experiment=cookie_theft", "degradation=uni_quant", "model=tiny_random_vlm",
+                     f"experiment.image.path={picture}", "experiment.limit=2", "generation.max_new_tokens=4",
+                     f"hydra.run.dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    frame = pd.read_parquet(tmp_path / "run" / "records.parquet")
+    assert len(frame) == 2 * 5 and frame.image_used.all() and set(frame.image_filename) == {"kitchen.png"}
+    assert frame.info_units.notna().all() and frame.correct.isna().all()
+    assert sorted(frame.level_value.unique()) == [0, 4, 16, 64, 256]
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["experiment=cookie_theft", "experiment.image.path=/nonexistent/picture.png"], "model smollm2-135m-instruct is text-only"),
+    (["experiment=cookie_theft", "model=tiny_random_vlm", "experiment.image.path=/nonexistent/picture.png"],
+     "experiment.image.path: /nonexistent/picture.png: no such file"),
+    (["experiment=cookie_theft", "model=tiny_random_vlm"], "experiment.image.path: missing"),
+])
+def test_image_mistakes_are_one_line(tmp_path, args: list[str], needle: str) -> None:
+    result = run_cli(*args, f"hydra.run.dir={tmp_path}")
+    output = result.stdout + result.stderr
+    assert result.returncode == 2 and needle in output and "Traceback" not in output
