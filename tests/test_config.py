@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from PIL import Image
 
 from degrade.config import RunConfig
 from degrade.errors import ConfigError
@@ -11,13 +12,16 @@ from conftest import CONF, compose_cfg, run_cli
 
 GROUPS = ["model", "experiment", "degradation", "param_group", "generation"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
-# An image experiment needs a multimodal model; pair it with one so it composes.
-PAIRED = {("experiment", "cookie_theft"): ["model=gemma3_4b_it"]}
+# An image experiment needs a multimodal model and a picture; pair it with both so it composes.
+PAIRED = {("experiment", "cookie_theft"): ["model=gemma3_4b_it", "experiment.image.path={png}"]}
 
 
 @pytest.mark.parametrize(("group", "option"), OPTIONS, ids=[f"{g}={o}" for g, o in OPTIONS])
-def test_every_yaml_composes_to_typed_config(group: str, option: str) -> None:
-    cfg = compose_cfg(f"{group}={option}", *PAIRED.get((group, option), []))
+def test_every_yaml_composes_to_typed_config(group: str, option: str, tmp_path) -> None:
+    png = tmp_path / "picture.png"
+    Image.new("RGB", (8, 8)).save(png)
+    paired = [o.format(png=png) for o in PAIRED.get((group, option), [])]
+    cfg = compose_cfg(f"{group}={option}", *paired)
     assert isinstance(cfg, RunConfig)
     assert getattr(cfg, group).name  # every option carries the name it was chosen by
     assert cfg.degradation.levels and all(isinstance(v, float) for v in cfg.degradation.levels)
