@@ -16,7 +16,7 @@ from degrade.params import resolve_group
 from degrade.perplexity import perplexity
 from degrade.restore import Snapshot, fingerprint
 from degrade.scoring import score_output
-from degrade.store import RecordStore
+from degrade.store import METADATA, RecordStore
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +110,7 @@ class Job:
     def _finish(self) -> None:
         self.store.write_views()
         self.meta.update(end_time=_now(), records=len(self.store.records), generated=self.generated)
-        provenance.write_json(self.out_dir / "metadata.json", self.meta)
+        provenance.write_json(self.out_dir / METADATA, self.meta)
 
     def _generate(self, work: dict[Cell, list], dry_run: bool = False) -> dict | None:
         cfg = self.cfg

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 
 JOURNAL = "records.jsonl"
 PARQUET = "records.parquet"
+METADATA = "metadata.json"
 
 
 class RecordStore:
@@ -54,37 +55,42 @@ class RecordStore:
         """Read the journal; return how many records it holds.
 
         A torn last line (a crash mid-write) is moved aside into ``records.jsonl.torn-*`` and cut
-        from the journal; any other unreadable line stops the job and leaves the file untouched.
-        A view that cannot be read is kept aside, byte for byte, before it is rebuilt. A JSON array
-        with no journal beside it (an older run, or the original study's file) seeds the journal.
+        from the journal; any other line that is not a record stops the job and leaves the file
+        untouched. A view that cannot be read is kept aside, byte for byte, before it is rebuilt.
+        Records of the JSON array that the journal lacks (an older run, the original study's file,
+        or an import cut short) are added to the journal, so no record the array held is lost.
         With ``repair=False`` (a dry run) nothing on disk changes.
         """
         if repair:
             self._keep_unreadable_views_aside()
-        if not self.journal.exists():
-            return self._import_json_view() if repair else 0
+        if self.journal.exists():
+            self._read_journal(repair)
+        self._adopt_json_view(repair)
+        return len(self.records)
+
+    def _read_journal(self, repair: bool) -> None:
         data = self.journal.read_bytes()
         lines = data.split(b"\n")
         tail = lines.pop()  # after the last newline: empty unless the last write was torn
         for number, line in enumerate(lines, start=1):
-            try:
-                record = json.loads(line)
-            except ValueError:
+            record = _parse_record(line)
+            if record is None:
                 raise DegradeError(f"{self.journal}: line {number} is unreadable and is not the last line; "
-                                   "nothing was changed: repair or move that line aside, then run again") from None
+                                   "nothing was changed: repair or move that line aside, then run again")
             self._remember(record)
-        if tail.strip() and repair:
-            try:
-                self._remember(json.loads(tail))
-                self._append_bytes(b"\n")  # a complete record that only lacked its newline
-            except ValueError:
-                aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-                aside.write_bytes(tail)
-                with open(self.journal, "r+b") as fh:
-                    fh.truncate(len(data) - len(tail))
-                    os.fsync(fh.fileno())
-                log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
-        return len(self.records)
+        if not tail.strip() or not repair:
+            return
+        record = _parse_record(tail)
+        if record is not None:
+            self._remember(record)
+            self._append_bytes(b"\n")  # a complete record that only lacked its newline
+            return
+        aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(tail)
+        with open(self.journal, "r+b") as fh:
+            fh.truncate(len(data) - len(tail))
+            os.fsync(fh.fileno())
+        log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
 
     def _keep_unreadable_views_aside(self) -> None:
         for path, read in ((self.json_path, _read_json_array), (self.out_dir / PARQUET, pq.read_metadata)):
@@ -98,13 +104,23 @@ class RecordStore:
                 log.warning("%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
                             path.name, str(exc).splitlines()[0][:120], aside.name)
 
-    def _import_json_view(self) -> int:
+    def _adopt_json_view(self, repair: bool) -> None:
         if not self.json_path.exists():
-            return 0
-        records = [_upgrade(r) for r in _read_json_array(self.json_path)]
-        self.append(records)
-        log.info("no journal: seeded it with the %d records of %s", len(records), self.json_path.name)
-        return len(records)
+            return
+        try:
+            view = _read_json_array(self.json_path)
+        except ValueError:  # unreadable: a dry run leaves it where it is, a real run has set it aside
+            return
+        missing = [r for r in map(_upgrade, view) if not self.has(r)]
+        if not missing:
+            return
+        if repair:
+            self.append(missing)
+        else:
+            for record in missing:
+                self._remember(record)
+        log.info("%s holds %d records the journal lacked; %s", self.json_path.name, len(missing),
+                 "added them to the journal" if repair else "they count as done")
 
     def _remember(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -114,10 +130,14 @@ class RecordStore:
         return record_key(record) in self.keys
 
     def append(self, records: list[dict[str, Any]]) -> None:
-        """Add a batch's records to the journal, durably."""
-        self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
+        """Add a batch's records to the journal, durably.
+
+        They are remembered first: an interruption during the write still leaves them in the
+        views rebuilt at exit, and the next load adds any the journal missed.
+        """
         for record in records:
             self._remember(record)
+        self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
 
     def _append_bytes(self, payload: bytes) -> None:
         with open(self.journal, "ab") as fh:
@@ -131,7 +151,8 @@ class RecordStore:
 
     def set_aside(self) -> Path | None:
         """Move this job's previous result files into ``previous-<time>/`` (for ``force_run``)."""
-        existing = [p for p in (self.journal, self.json_path, self.out_dir / PARQUET) if p.exists()]
+        files = (self.journal, self.json_path, self.out_dir / PARQUET, self.out_dir / METADATA)
+        existing = [p for p in files if p.exists()]
         if not existing:
             return None
         aside = self.out_dir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -156,6 +177,17 @@ def _read_json_array(path: Path) -> list[dict[str, Any]]:
     if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
         raise ValueError("not a JSON array of records")
     return data
+
+
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on one journal line, or None when the line is not one (torn, not JSON, not a record)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        return None
+    if not isinstance(record, dict) or any(k not in record for k in KEY_FIELDS):
+        return None
+    return record
 
 
 def _upgrade(record: dict[str, Any]) -> dict[str, Any]:

@@ -28,12 +28,16 @@ register_configs()
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
+    out_dir = Path(HydraConfig.get().runtime.output_dir)
     try:
         run_cfg = to_run_config(cfg)
-        summary = run_job(run_cfg, Path(HydraConfig.get().runtime.output_dir), OmegaConf.to_yaml(cfg, resolve=True))
+        summary = run_job(run_cfg, out_dir, OmegaConf.to_yaml(cfg, resolve=True))
     except DegradeError as exc:
         log.error("%s", exc)
         sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        log.error("interrupted: every finished batch is kept in %s; run the same command to continue", out_dir)
+        sys.exit(130)
     if summary.plan is not None:
         log.info("dry run: nothing generated, no file written")
         return
