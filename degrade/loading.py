@@ -15,7 +15,7 @@ import logging
 import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +45,7 @@ class Loaded:
     backend: str
     load_s: float
     cache_hit: bool = False
+    clean: dict[str, Any] = field(default_factory=dict)  # clean copies by parameter name, shared by the jobs that reuse it
 
 
 _LOADED: dict[str, Loaded] = {}

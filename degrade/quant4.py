@@ -37,6 +37,14 @@ def state_tensors(param: nn.Parameter) -> list[torch.Tensor]:
     return [param.data, *_state_parts(param.quant_state)]
 
 
+def captured_tensors(saved: torch.Tensor | tuple[torch.Tensor, Any]) -> list[torch.Tensor]:
+    """What :func:`state_tensors` gives, for a saved copy (a tensor, or the codes and quant state of :func:`capture`)."""
+    if not isinstance(saved, tuple):
+        return [saved]
+    data, state = saved
+    return [data, *_state_parts(state)]
+
+
 def capture(param: nn.Parameter) -> tuple[torch.Tensor, Any]:
     """A CPU copy of the codes and the quant state, for :func:`put_back`."""
     _check_layout(param)
@@ -55,8 +63,13 @@ def put_back(param: nn.Parameter, saved: tuple[torch.Tensor, Any]) -> None:
     param.quant_state = state
 
 
+def is_repacked(param: nn.Parameter) -> bool:
+    """Whether a forward pass has put the codes into the CPU kernel's own layout."""
+    return bool(getattr(param.quant_state, "packing_format_for_cpu", False))
+
+
 def _check_layout(param: nn.Parameter) -> None:
-    if getattr(param.quant_state, "packing_format_for_cpu", False):
+    if is_repacked(param):
         raise RuntimeError("4-bit weights are in the CPU kernel's layout: take a snapshot before the first "
                            "forward pass, and restore it before damaging them")
 

@@ -118,7 +118,7 @@ class Job:
         group = resolve_group(loaded.model, cfg.param_group)
         log.info("param_group %s: %d tensors, %s elements (%s)", group.name, len(group.targets),
                  f"{group.numel:,}", ", ".join(f"{k}×{n}" for k, n in group.summary()["kinds"].items()))
-        snapshot = Snapshot(loaded.model, group.names)
+        snapshot = Snapshot(loaded.model, group.names, loaded.clean)
         params = generation.effective_params(loaded.model, cfg.generation)
         encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in self.prompts}
         if dry_run:

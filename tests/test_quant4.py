@@ -37,7 +37,7 @@ def test_group_is_4bit_and_restore_is_bit_exact_after_generation(loaded4) -> Non
     group = resolve_group(loaded.model, cfg.param_group)
     params = [loaded.model.get_parameter(n) for n in group.names]
     assert all(quant4.is_4bit(p) for p in params) and params[0].dtype == torch.uint8
-    snapshot = Snapshot(loaded.model, group.names)
+    snapshot = Snapshot(loaded.model, group.names, loaded.clean)
     clean = _state(snapshot)
     clean_text = _generate(cfg, loaded)  # a forward pass may repack the codes for the CPU kernel
     for method, level in [("mult_gauss", 0.3), ("ablation", 0.5), ("uni_quant", 4)]:
@@ -51,10 +51,25 @@ def test_group_is_4bit_and_restore_is_bit_exact_after_generation(loaded4) -> Non
     snapshot.restore()  # leave the codes in their loaded layout for the next test
 
 
+def test_a_second_group_after_generation_restores_bit_exact(loaded4) -> None:
+    """Jobs of a 4-bit sweep share clean copies taken before any forward pass, whatever group comes next."""
+    cfg, loaded = loaded4
+    mlp = resolve_group(loaded.model, cfg.param_group)
+    attn = resolve_group(loaded.model, compose_cfg("param_group=attn").param_group)
+    Snapshot(loaded.model, mlp.names, loaded.clean).restore()
+    clean_text = _generate(cfg, loaded)  # may repack every 4-bit weight for the CPU kernel
+    second = Snapshot(loaded.model, attn.names, loaded.clean)
+    second.restore()  # as every cell does: the codes go back to their loaded layout before damage
+    damage.apply(loaded.model, attn, "mult_gauss", 0.3, seed=1, repeat=0)
+    second.restore(verify=True)
+    assert _generate(cfg, loaded) == clean_text
+    second.restore()
+
+
 def test_damage_acts_on_dequantized_values(loaded4) -> None:
     cfg, loaded = loaded4
     group = resolve_group(loaded.model, cfg.param_group)
-    snapshot = Snapshot(loaded.model, group.names)
+    snapshot = Snapshot(loaded.model, group.names, loaded.clean)
     snapshot.restore()
     param = loaded.model.get_parameter(group.names[0])
     before = quant4.dequantize(param)

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from degrade import damage
+from degrade import damage, restore
 from degrade.config import ParamGroupConfig
 from degrade.damage import param_seed
 from degrade.methods import METHODS
@@ -120,6 +120,17 @@ def test_fingerprint_sees_one_ulp_and_order() -> None:
     assert fingerprint([minus_zero]) != fingerprint([torch.zeros(4)])  # bits, not values
 
 
+
+def test_fingerprint_does_not_depend_on_the_chunk_size(monkeypatch) -> None:
+    """The CPU and a GPU step through tensors in different chunks; the print must not notice."""
+    tensors = [torch.randn(1000, 37, generator=torch.Generator().manual_seed(2)),
+               torch.arange(999, dtype=torch.uint8), torch.randn(5).to(torch.bfloat16)]
+    prints = set()
+    for step in (1 << 16, 1 << 22, 7, 1000):
+        monkeypatch.setitem(restore._CHUNK, "cpu", step)
+        prints.add(fingerprint(tensors))
+    assert len(prints) == 1
+
 # --- what apply touches -------------------------------------------------------------------
 
 @pytest.mark.parametrize("group_name", ["attn_only", "mlp_only", "embed_only"])
@@ -160,6 +171,25 @@ def test_bfloat16_damage_is_float32_arithmetic_cast_back(method: str, level: flo
         generator = torch.Generator().manual_seed(param_seed(1, 0, name))
         expected = METHODS[method].fn(clean[name].float(), level, generator=generator).to(torch.bfloat16)
         assert torch.equal(param, expected), name
+
+
+def test_snapshots_sharing_clean_copies_copy_each_parameter_once() -> None:
+    """Groups of one sweep share the clean copies: overlapping groups restore bit-exact, no copy twice."""
+    model, mlp = tiny_llama(group="mlp")
+    everything = resolve_group(model, group_cfg("all"))
+    clean_model, shared = copy.deepcopy(model), {}
+    first = Snapshot(model, mlp.names, shared)
+    assert sorted(shared) == sorted(mlp.names)
+    held = {n: shared[n] for n in mlp.names}
+    damage.apply(model, mlp, "mult_gauss", 0.5, seed=1, repeat=0)
+    first.restore()
+    second = Snapshot(model, everything.names, shared)  # the next job of the sweep, on the clean model
+    assert sorted(shared) == sorted(everything.names)
+    assert all(shared[n] is held[n] for n in mlp.names)  # the mlp copies were not taken again
+    assert second.clean_fingerprint == fingerprint(params_of(clean_model, everything.names))
+    damage.apply(model, everything, "ablation", 0.5, seed=1, repeat=0)
+    second.restore(verify=True)
+    assert_model_equal(model, clean_model)
 
 
 # --- per-parameter seeding ----------------------------------------------------------------
