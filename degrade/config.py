@@ -252,6 +252,21 @@ def register_configs() -> None:
         cs.store(group=group, name=f"base_{group}", node=node)
 
 
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose_config(*overrides: str) -> RunConfig:
+    """``conf/config.yaml`` composed with ``overrides`` (as on the command line), typed and checked.
+
+    For notebooks, tests and benchmarks: ``compose_config("experiment=iq", "experiment.limit=3")``.
+    """
+    from hydra import compose, initialize_config_dir
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return to_run_config(compose(config_name="config", overrides=list(overrides)))
+
+
 def to_run_config(cfg: Any) -> RunConfig:
     """The composed ``DictConfig`` as a validated :class:`RunConfig`.
 

@@ -9,20 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_dir
 
-from degrade.config import RunConfig, register_configs, to_run_config
+from degrade.config import CONF_DIR
+from degrade.config import compose_config as compose_cfg  # noqa: F401 - the tests' composer
 from degrade.tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CONF = ROOT / "conf"
-register_configs()
-
-
-def compose_cfg(*overrides: str) -> RunConfig:
-    """Compose conf/config.yaml with ``overrides`` and convert it to the typed config."""
-    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=list(overrides)))
+CONF = CONF_DIR
 
 
 def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
