@@ -82,6 +82,12 @@ class Job:
                 "prompt_id": prompt_id}
 
     def run(self) -> JobSummary:
+        if self.cfg.dry_run:
+            return self._run()
+        with self.store.locked():  # one writer per job dir: a second copy of the command stops at once
+            return self._run()
+
+    def _run(self) -> JobSummary:
         cfg, start = self.cfg, time.perf_counter()
         if cfg.force_run and not cfg.dry_run:
             self.store.set_aside()

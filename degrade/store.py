@@ -8,14 +8,17 @@ renamed over the old one, so a reader never sees half a file.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
+import socket
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import pyarrow.parquet as pq
 
@@ -27,6 +30,7 @@ log = logging.getLogger(__name__)
 JOURNAL = "records.jsonl"
 PARQUET = "records.parquet"
 METADATA = "metadata.json"
+LOCK = ".degrade.lock"
 
 
 class RecordStore:
@@ -50,6 +54,36 @@ class RecordStore:
         except OSError as exc:
             raise DegradeError(f"output dir {self.out_dir}: not writable ({exc.strerror}); "
                                "pass a writable hydra.run.dir / hydra.sweep.dir") from None
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the job dir for this process while the block runs.
+
+        Two jobs appending to one journal would write every record twice, so a second job on
+        a dir that is held stops with one line. The lock is the kernel's (``flock``): a job
+        that dies, even by SIGKILL, releases it, and no stale lock is ever left behind.
+
+        Raises:
+            DegradeError: another process holds the dir.
+        """
+        with open(self.out_dir / LOCK, "a+", encoding="utf-8") as fh:
+            held = True
+            try:
+                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                fh.seek(0)
+                holder = fh.read().strip() or "another process"
+                raise DegradeError(f"{self.out_dir}: another job is writing here ({holder}); wait for it to "
+                                   "end, or pass another hydra.run.dir / hydra.sweep.dir") from None
+            except OSError as exc:  # a filesystem without locks: go on, unguarded
+                held = False
+                log.warning("%s: cannot lock the job dir (%s); do not run two jobs on it at once",
+                            self.out_dir, exc.strerror)
+            if held:
+                fh.truncate(0)
+                fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+                fh.flush()
+            yield  # closing the file releases the lock
 
     def load(self, repair: bool = True) -> int:
         """Read the journal; return how many records it holds.

@@ -27,7 +27,7 @@ from degrade.config import MemoryConfig
 from degrade.errors import DegradeError, MemoryCritical
 from degrade.memory import MemoryPolicy, is_out_of_memory
 from degrade.runner import json_name, run_job
-from degrade.store import RecordStore
+from degrade.store import LOCK, RecordStore
 
 from conftest import ROOT, compose_cfg, run_cli
 
@@ -73,9 +73,9 @@ def journal(out: Path) -> list[dict[str, Any]]:
 
 
 def result_bytes(out: Path) -> dict[str, bytes]:
-    """Every file of a job dir except Hydra's own (``.hydra/``, the log), by relative path."""
+    """Every result file of a job dir: not Hydra's own (``.hydra/``, the log), not the lock."""
     return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log"}
+            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log" and p.name != LOCK}
 
 
 def assert_complete(out: Path, n: int = N_RECORDS, max_batch: int = 2, old: int = 0) -> list[dict[str, Any]]:
@@ -187,7 +187,7 @@ def test_killed_job_resumes_with_every_record_once(tmp_path: Path, kill: Kill) -
     out = tmp_path / "run"
     args = job_args(out, dict(kill.changes))
     status = interrupt(out, kill, args)
-    assert status == -signal.SIGKILL if kill.sig == signal.SIGKILL else status != 0
+    assert status == (-signal.SIGKILL if kill.sig == signal.SIGKILL else 130)  # Ctrl-C: the shell's 128 + 2
     before, tail = split_journal(out)
     assert kill.left(out, before, tail), f"the kill landed elsewhere: {len(before)} lines, tail {tail[:40]!r}"
 
@@ -582,6 +582,17 @@ def test_output_dir_under_a_file_fails_in_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2, result.stdout + result.stderr
     assert_one_error_line(result, str(blocker), "is a file, not a directory", "hydra.run.dir")
     assert blocker.read_text() == "not a directory\n" and os.listdir(tmp_path) == ["results.txt"]
+
+
+def test_second_job_on_a_held_dir_stops_in_one_line(finished_copy: Path) -> None:
+    """While one job writes a dir, the same command started again refuses instead of writing twice."""
+    before = result_bytes(finished_copy)
+    with RecordStore(finished_copy, JSON_VIEW).locked():
+        result = run_cli(*job_args(finished_copy), "force_run=true")
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert_one_error_line(result, str(finished_copy), "another job is writing here", f"pid {os.getpid()}")
+    assert result_bytes(finished_copy) == before
+    assert run_cli(*job_args(finished_copy)).returncode == 0  # released with the holder
 
 
 @pytest.mark.parametrize("line", [b'{"timestamp": "2026-\x00garbage', b'{"prompt_id": "dreams_05"}'],
