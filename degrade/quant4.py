@@ -32,13 +32,11 @@ def _state_parts(state: Any) -> list[torch.Tensor]:
 
 def state_tensors(param: nn.Parameter) -> list[torch.Tensor]:
     """Every tensor that defines the parameter's value: the packed codes and their quant state."""
-    if not is_4bit(param):
-        return [param.data]
-    return [param.data, *_state_parts(param.quant_state)]
+    return captured_tensors((param.data, param.quant_state) if is_4bit(param) else param.data)
 
 
 def captured_tensors(saved: torch.Tensor | tuple[torch.Tensor, Any]) -> list[torch.Tensor]:
-    """What :func:`state_tensors` gives, for a saved copy (a tensor, or the codes and quant state of :func:`capture`)."""
+    """What :func:`state_tensors` gives, for a saved copy: a tensor, or :func:`capture`'s codes and quant state."""
     if not isinstance(saved, tuple):
         return [saved]
     data, state = saved

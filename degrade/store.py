@@ -95,11 +95,12 @@ class RecordStore:
         or an import cut short) are added to the journal, so no record the array held is lost.
         With ``repair=False`` (a dry run) nothing on disk changes.
         """
-        if repair:
-            self._keep_unreadable_views_aside()
+        view = self._readable(self.json_path, _read_json_array, repair)
+        self._readable(self.out_dir / PARQUET, pq.read_metadata, repair)
         if self.journal.exists():
             self._read_journal(repair)
-        self._adopt_json_view(repair)
+        if view:
+            self._adopt(view, repair)
         return len(self.records)
 
     def _read_journal(self, repair: bool) -> None:
@@ -126,25 +127,22 @@ class RecordStore:
             os.fsync(fh.fileno())
         log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
 
-    def _keep_unreadable_views_aside(self) -> None:
-        for path, read in ((self.json_path, _read_json_array), (self.out_dir / PARQUET, pq.read_metadata)):
-            if not path.exists():
-                continue
-            try:
-                read(path)
-            except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
+    def _readable(self, path: Path, read, repair: bool) -> Any:
+        """``read(path)``, or None when the view is missing or unreadable (then kept aside, with ``repair``)."""
+        if not path.exists():
+            return None
+        try:
+            return read(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
+            if repair:
                 aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
                 os.replace(path, aside)
                 log.warning("%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
                             path.name, str(exc).splitlines()[0][:120], aside.name)
+            return None
 
-    def _adopt_json_view(self, repair: bool) -> None:
-        if not self.json_path.exists():
-            return
-        try:
-            view = _read_json_array(self.json_path)
-        except ValueError:  # unreadable: a dry run leaves it where it is, a real run has set it aside
-            return
+    def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
+        """Take the JSON array's records that the journal lacks (into the journal, with ``repair``)."""
         missing = [r for r in map(_upgrade, view) if not self.has(r)]
         if not missing:
             return

@@ -39,7 +39,7 @@ from degrade import damage, generation, loading, runner  # noqa: E402
 from degrade.config import compose_config  # noqa: E402
 from degrade.params import resolve_group  # noqa: E402
 from degrade.restore import Snapshot  # noqa: E402
-from degrade.store import RecordStore  # noqa: E402
+from degrade.store import METADATA, RecordStore  # noqa: E402
 
 RUN = [sys.executable, str(ROOT / "scripts" / "run.py")]
 METHODS = ("mult_gauss", "ablation", "uni_quant")
@@ -188,7 +188,8 @@ def bench_restore_group(loaded: loading.Loaded, group_name: str, repeats: int) -
     return {"param_group": group_name, "tensors": len(group.names), "bytes": nbytes,
             "copy_bytes": src.numel() * src.element_size(), "repeats": repeats,
             "seconds_restore": [round(t, 5) for t in t_restore], "seconds_copy": [round(t, 5) for t in t_copy],
-            "restore_bytes_per_s": round(nbytes / median(t_restore)), "copy_bytes_per_s": round(nbytes / median(t_copy)),
+            "restore_bytes_per_s": round(nbytes / median(t_restore)),
+            "copy_bytes_per_s": round(nbytes / median(t_copy)),
             "ratio": round(median(t_copy) / median(t_restore), 4)}
 
 
@@ -286,7 +287,7 @@ def run_process(args: list[str], commands: list[str]) -> dict[str, Any]:
 
 
 def job_meta(job_dir: Path) -> dict[str, Any]:
-    meta = json.loads((job_dir / "metadata.json").read_text())
+    meta = json.loads((job_dir / METADATA).read_text())
     return {k: meta.get(k) for k in ("records", "generated", "model_load_s", "model_cache_hit")}
 
 
@@ -304,7 +305,7 @@ def one_multirun(common: list[str], sweep_dir: Path, commands: list[str]) -> dic
     """The same three jobs as one --multirun: one process, one model load."""
     run = run_process(["--multirun", f"degradation={','.join(METHODS)}", *common, f"hydra.sweep.dir={sweep_dir}"],
                       commands)
-    run["jobs"] = [{"dir": d.name, **job_meta(d)} for d in sorted(p.parent for p in sweep_dir.glob("*/metadata.json"))]
+    run["jobs"] = [{"dir": d.name, **job_meta(d)} for d in sorted(p.parent for p in sweep_dir.glob(f"*/{METADATA}"))]
     return run
 
 

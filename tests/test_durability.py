@@ -26,13 +26,12 @@ from degrade import generation
 from degrade.config import MemoryConfig
 from degrade.errors import DegradeError, MemoryCritical
 from degrade.memory import MemoryPolicy, is_out_of_memory
+from degrade.records import record_key as key
 from degrade.runner import json_name, run_job
 from degrade.store import LOCK, RecordStore
 
 from conftest import ROOT, compose_cfg, run_cli
 
-KEY = ("experiment", "model_name", "degradation_method", "param_group_name", "level_value", "repeat_index",
-       "prompt_id")
 # The small job of most tests: 2 cells × 6 prompts = 12 records in 6 batches of 2.
 SMALL = {"model": "tiny_random", "experiment.limit": "6", "degradation.levels": "[0,0.5]",
          "generation.max_batch_size": "2", "generation.max_new_tokens": "8"}
@@ -52,10 +51,6 @@ def small_cfg(*extra: str, batch: int = 8):
     """The small job composed in-process (batches of up to ``batch``), plus ``extra`` overrides."""
     return compose_cfg("model=tiny_random", "experiment.limit=6", "degradation.levels=[0,0.5]",
                        f"generation.max_batch_size={batch}", "generation.max_new_tokens=4", *extra)
-
-
-def key(record: dict[str, Any]) -> tuple:
-    return tuple(float(record[k]) if k == "level_value" else record[k] for k in KEY)
 
 
 def split_journal(out: Path) -> tuple[list[dict[str, Any]], bytes]:
