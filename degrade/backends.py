@@ -17,8 +17,14 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
-def select_backend(requested: str, *, source_is_local: bool = False, gguf: bool = False,
-                   cuda: bool | None = None, unsloth: bool | None = None) -> str:
+def select_backend(
+    requested: str,
+    *,
+    source_is_local: bool = False,
+    gguf: bool = False,
+    cuda: bool | None = None,
+    unsloth: bool | None = None,
+) -> str:
     """Pick the backend that loads a model.
 
     ``auto`` takes Unsloth's FastLanguageModel when CUDA and unsloth are both present and
@@ -32,11 +38,20 @@ def select_backend(requested: str, *, source_is_local: bool = False, gguf: bool 
     if requested == "auto":
         return "unsloth" if cuda and unsloth and not gguf else "transformers"
     if requested == "unsloth":
-        missing = [what for what, ok in [("a CUDA GPU", cuda), ("the unsloth package", unsloth),
-                                         ("a hub id or directory source (not GGUF)", not gguf)] if not ok]
+        missing = [
+            what
+            for what, ok in [
+                ("a CUDA GPU", cuda),
+                ("the unsloth package", unsloth),
+                ("a hub id or directory source (not GGUF)", not gguf),
+            ]
+            if not ok
+        ]
         if missing:
-            raise DegradeError(f"model.backend=unsloth: needs {' and '.join(missing)} "
-                               "(pip install 'degrade[gpu]' on a GPU machine); use model.backend=auto or transformers")
+            raise DegradeError(
+                f"model.backend=unsloth: needs {' and '.join(missing)} "
+                "(pip install 'degrade[gpu]' on a GPU machine); use model.backend=auto or transformers"
+            )
     return requested
 
 
@@ -46,8 +61,10 @@ def load_pretrained(backend: str, source: str, cfg, device: torch.device, dtype:
     try:
         return loader(source, cfg, device, dtype)
     except OSError as exc:
-        raise DegradeError(f"model.source={source}: cannot load ({str(exc).splitlines()[0]}); a hub id needs "
-                           "network access and, for gated models, HF_TOKEN in the environment") from None
+        raise DegradeError(
+            f"model.source={source}: cannot load ({str(exc).splitlines()[0]}); a hub id needs "
+            "network access and, for gated models, HF_TOKEN in the environment"
+        ) from None
 
 
 def _quantization(cfg, dtype: torch.dtype):
@@ -80,8 +97,9 @@ def _load_unsloth(source: str, cfg, device: torch.device, dtype: torch.dtype):  
     from unsloth import FastLanguageModel, FastVisionModel
 
     fast = FastVisionModel if cfg.multimodal else FastLanguageModel
-    model, tokenizer = fast.from_pretrained(model_name=source, max_seq_length=cfg.max_seq_length,
-                                            dtype=dtype, load_in_4bit=cfg.load_4bit)
+    model, tokenizer = fast.from_pretrained(
+        model_name=source, max_seq_length=cfg.max_seq_length, dtype=dtype, load_in_4bit=cfg.load_4bit
+    )
     fast.for_inference(model)
     processor = tokenizer if cfg.multimodal else None
     tokenizer = getattr(tokenizer, "tokenizer", tokenizer)

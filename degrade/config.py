@@ -47,13 +47,22 @@ class ModelConfig:
         _require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
         _require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
         _require(self.max_seq_length > 0, "model.max_seq_length", f"{self.max_seq_length}; must be > 0")
-        _require(self.source is not None or self.random_arch is not None, "model.source",
-                 "missing; give a hub id, a local directory or a .gguf file")
+        _require(
+            self.source is not None or self.random_arch is not None,
+            "model.source",
+            "missing; give a hub id, a local directory or a .gguf file",
+        )
         if self.source is None:
-            _require(self.random_arch in RANDOM_ARCHS, "model.random_arch",
-                     f"{self.random_arch!r}; allowed: {', '.join(RANDOM_ARCHS)}")
-            _require(self.multimodal == (self.random_arch in VLM_CONFIGS), "model.multimodal",
-                     f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}")
+            _require(
+                self.random_arch in RANDOM_ARCHS,
+                "model.random_arch",
+                f"{self.random_arch!r}; allowed: {', '.join(RANDOM_ARCHS)}",
+            )
+            _require(
+                self.multimodal == (self.random_arch in VLM_CONFIGS),
+                "model.multimodal",
+                f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}",
+            )
 
 
 @dataclass
@@ -83,8 +92,11 @@ class PerplexityConfig:
     text: str = REFERENCE_TEXT  # the reference text scored once per level
 
     def __post_init__(self) -> None:
-        _require(not self.enabled or bool(self.text.strip()), "experiment.perplexity.text",
-                 "empty; perplexity needs a reference text")
+        _require(
+            not self.enabled or bool(self.text.strip()),
+            "experiment.perplexity.text",
+            "empty; perplexity needs a reference text",
+        )
 
 
 @dataclass
@@ -104,8 +116,11 @@ class ExperimentConfig:
         dupes = sorted({i for i in ids if ids.count(i) > 1})
         _require(not dupes, "experiment.prompts", f"duplicate ids {dupes}; every id must be unique")
         _require(self.n_rep >= 1, "experiment.n_rep", f"{self.n_rep}; must be an integer ≥ 1")
-        _require(self.limit is None or self.limit >= 1, "experiment.limit",
-                 f"{self.limit}; must be null (all prompts) or an integer ≥ 1")
+        _require(
+            self.limit is None or self.limit >= 1,
+            "experiment.limit",
+            f"{self.limit}; must be null (all prompts) or an integer ≥ 1",
+        )
 
     @property
     def selected(self) -> list[PromptConfig]:
@@ -134,13 +149,23 @@ class DegradationConfig:
     common_noise: bool = True  # one noise draw per repetition, scaled by the level
 
     def __post_init__(self) -> None:
-        _require(self.method in METHODS, "degradation.method",
-                 f"unknown {self.method!r}; allowed: {', '.join(sorted(METHODS))}")
+        _require(
+            self.method in METHODS,
+            "degradation.method",
+            f"unknown {self.method!r}; allowed: {', '.join(sorted(METHODS))}",
+        )
         key = "degradation.range" if self.range.given else "degradation.levels"
-        spec = {k: v for k, v in dataclasses.asdict(self.range).items() if v is not None} if self.range.given \
+        spec = (
+            {k: v for k, v in dataclasses.asdict(self.range).items() if v is not None}
+            if self.range.given
             else self.levels
-        _require(spec is not None, key, "missing; give a list such as [0, 0.1, 0.2] or degradation.range="
-                 "{min: 0, max: 1, steps: 5, spacing: linear}")
+        )
+        _require(
+            spec is not None,
+            key,
+            "missing; give a list such as [0, 0.1, 0.2] or degradation.range="
+            "{min: 0, max: 1, steps: 5, spacing: linear}",
+        )
         try:
             self.levels = resolve_levels(spec, self.method)
         except ValueError as exc:
@@ -157,8 +182,9 @@ class ParamGroupConfig:
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
-        _require(bool(self.kinds) and not unknown, "param_group.kinds",
-                 f"{unknown or 'empty'}; allowed: {', '.join(KINDS)}")
+        _require(
+            bool(self.kinds) and not unknown, "param_group.kinds", f"{unknown or 'empty'}; allowed: {', '.join(KINDS)}"
+        )
         _require(self.tower in TOWERS, "param_group.tower", f"{self.tower!r}; allowed: {', '.join(TOWERS)}")
         if self.layers is not None:
             ok = len(self.layers) == 2 and 0 <= self.layers[0] < self.layers[1]
@@ -179,12 +205,18 @@ class GenerationConfig:
     def __post_init__(self) -> None:
         _require(self.max_new_tokens >= 1, "generation.max_new_tokens", f"{self.max_new_tokens}; must be ≥ 1")
         _require(self.max_batch_size >= 1, "generation.max_batch_size", f"{self.max_batch_size}; must be ≥ 1")
-        _require(self.temperature is None or self.temperature > 0, "generation.temperature",
-                 f"{self.temperature}; must be > 0 (use generation=greedy for no sampling)")
+        _require(
+            self.temperature is None or self.temperature > 0,
+            "generation.temperature",
+            f"{self.temperature}; must be > 0 (use generation=greedy for no sampling)",
+        )
         _require(self.top_k is None or self.top_k >= 0, "generation.top_k", f"{self.top_k}; must be ≥ 0")
         _require(self.top_p is None or 0 < self.top_p <= 1, "generation.top_p", f"{self.top_p}; must be in (0, 1]")
-        _require(self.repetition_penalty is None or self.repetition_penalty > 0, "generation.repetition_penalty",
-                 f"{self.repetition_penalty}; must be > 0")
+        _require(
+            self.repetition_penalty is None or self.repetition_penalty > 0,
+            "generation.repetition_penalty",
+            f"{self.repetition_penalty}; must be > 0",
+        )
 
 
 @dataclass
@@ -219,23 +251,36 @@ class RunConfig:
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
         _require(not bad, "formats", f"{bad}; allowed: {', '.join(FORMATS)}")
-        _require(self.restore_strategy == "subset_in_memory", "restore_strategy",
-                 f"{self.restore_strategy!r}; allowed: subset_in_memory")
+        _require(
+            self.restore_strategy == "subset_in_memory",
+            "restore_strategy",
+            f"{self.restore_strategy!r}; allowed: subset_in_memory",
+        )
         _require(self.save_every >= 0, "save_every", f"{self.save_every}; must be ≥ 0")
-        _require(self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"), "device",
-                 f"{self.device!r}; allowed: auto, cpu, cuda, cuda:N")
-        _require(bool(self.name_suffix) and "/" not in self.name_suffix, "name_suffix",
-                 f"{self.name_suffix!r}; must be non-empty, without '/'")
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "device",
+            f"{self.device!r}; allowed: auto, cpu, cuda, cuda:N",
+        )
+        _require(
+            bool(self.name_suffix) and "/" not in self.name_suffix,
+            "name_suffix",
+            f"{self.name_suffix!r}; must be non-empty, without '/'",
+        )
         image = self.experiment.image
         if image.enabled and not self.model.multimodal:
-            raise ConfigError("experiment.image.enabled",
-                              f"model {self.model.name} is text-only and cannot see an image; pick a multimodal "
-                              "model (model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false")
+            raise ConfigError(
+                "experiment.image.enabled",
+                f"model {self.model.name} is text-only and cannot see an image; pick a multimodal "
+                "model (model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false",
+            )
         if image.enabled:
-            _require(bool(image.path), "experiment.image.path",
-                     "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>")
-            _require(Path(image.path).expanduser().is_file(), "experiment.image.path",
-                     f"{image.path}: no such file")
+            _require(
+                bool(image.path),
+                "experiment.image.path",
+                "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>",
+            )
+            _require(Path(image.path).expanduser().is_file(), "experiment.image.path", f"{image.path}: no such file")
 
     @property
     def seed_base(self) -> int:
@@ -246,9 +291,13 @@ def register_configs() -> None:
     """Store every schema in Hydra's ConfigStore; the YAML files extend these by name."""
     cs = ConfigStore.instance()
     cs.store(name="base_config", node=RunConfig)
-    for group, node in [("model", ModelConfig), ("experiment", ExperimentConfig),
-                        ("degradation", DegradationConfig), ("param_group", ParamGroupConfig),
-                        ("generation", GenerationConfig)]:
+    for group, node in [
+        ("model", ModelConfig),
+        ("experiment", ExperimentConfig),
+        ("degradation", DegradationConfig),
+        ("param_group", ParamGroupConfig),
+        ("generation", GenerationConfig),
+    ]:
         cs.store(group=group, name=f"base_{group}", node=node)
 
 

@@ -23,8 +23,16 @@ def param_seed(seed: int, repeat: int, name: str, level: float | None = None) ->
 
 
 @torch.no_grad()
-def apply(model: nn.Module, group: ResolvedGroup, method: str, level: float, *, seed: int, repeat: int,
-          common_noise: bool = True) -> None:
+def apply(
+    model: nn.Module,
+    group: ResolvedGroup,
+    method: str,
+    level: float,
+    *,
+    seed: int,
+    repeat: int,
+    common_noise: bool = True,
+) -> None:
     """Damage every parameter of ``group`` in place: float32 arithmetic, cast back to its dtype.
 
     A 4-bit parameter is de-quantized, damaged and quantized again.

@@ -14,7 +14,7 @@ from degrade import generation
 log = logging.getLogger(__name__)
 
 _CALIBRATION_TOKENS = 16
-GiB = 1024 ** 3
+GiB = 1024**3
 
 
 def kv_cache_bytes(config: Any, batch: int, seq_len: int, dtype: torch.dtype) -> int:
@@ -28,8 +28,9 @@ def kv_cache_bytes(config: Any, batch: int, seq_len: int, dtype: torch.dtype) ->
     return 2 * layers * kv_heads * head_dim * seq_len * batch * torch.tensor([], dtype=dtype).element_size()
 
 
-def estimate(job, loaded, snapshot_bytes: int, todo: dict, encoded: dict[str, list[int]],
-             params: dict[str, Any]) -> dict[str, Any]:
+def estimate(
+    job, loaded, snapshot_bytes: int, todo: dict, encoded: dict[str, list[int]], params: dict[str, Any]
+) -> dict[str, Any]:
     """Measure one short batch and extrapolate; log the plan and return it."""
     cfg = job.cfg
     generations = sum(len(p) for p in todo.values())
@@ -42,25 +43,54 @@ def estimate(job, loaded, snapshot_bytes: int, todo: dict, encoded: dict[str, li
         seconds_prefill, seconds_per_step = _calibrate(loaded, [encoded[p.id] for p in job.prompts][:largest], params)
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     kv = kv_cache_bytes(loaded.model.config, largest, prompt_len + max_new, loaded.dtype)
-    available = (torch.cuda.mem_get_info(loaded.device)[1] if loaded.device.type == "cuda"
-                 else psutil.virtual_memory().total)
-    plan = {"cells": len(job.cells), "cells_to_run": sum(1 for p in todo.values() if p), "generations": generations,
-            "batches": batches, "largest_batch": largest, "max_new_tokens_total": generations * max_new,
-            "seconds_per_batch_step": round(seconds_per_step, 4), "seconds_per_prefill": round(seconds_prefill, 4),
-            "estimated_seconds": round(batches * (seconds_prefill + max_new * seconds_per_step), 1),
-            "memory_gib": {"weights": round(weights / GiB, 3), "snapshot": round(snapshot_bytes / GiB, 3),
-                           "kv_cache_at_largest_batch": round(kv / GiB, 3),
-                           "total": round((weights + snapshot_bytes + kv) / GiB, 3),
-                           "available": round(available / GiB, 1)}}
+    available = (
+        torch.cuda.mem_get_info(loaded.device)[1] if loaded.device.type == "cuda" else psutil.virtual_memory().total
+    )
+    plan = {
+        "cells": len(job.cells),
+        "cells_to_run": sum(1 for p in todo.values() if p),
+        "generations": generations,
+        "batches": batches,
+        "largest_batch": largest,
+        "max_new_tokens_total": generations * max_new,
+        "seconds_per_batch_step": round(seconds_per_step, 4),
+        "seconds_per_prefill": round(seconds_prefill, 4),
+        "estimated_seconds": round(batches * (seconds_prefill + max_new * seconds_per_step), 1),
+        "memory_gib": {
+            "weights": round(weights / GiB, 3),
+            "snapshot": round(snapshot_bytes / GiB, 3),
+            "kv_cache_at_largest_batch": round(kv / GiB, 3),
+            "total": round((weights + snapshot_bytes + kv) / GiB, 3),
+            "available": round(available / GiB, 1),
+        },
+    }
     mem = plan["memory_gib"]
-    log.info("dry run: %d cells (%d to run), %d generations in %d batches (largest %d), at most %d new tokens",
-             plan["cells"], plan["cells_to_run"], generations, batches, largest, plan["max_new_tokens_total"])
-    log.info("dry run: estimated time %s (calibration at batch %d: %.3f s per prompt pass, %.3f s per new token "
-             "step; every answer taken to max_new_tokens)",
-             _hms(plan["estimated_seconds"]), largest, seconds_prefill, seconds_per_step)
-    log.info("dry run: memory %.2f GiB = weights %.2f + snapshot %.2f + KV cache %.2f (of %.1f GiB on %s)",
-             mem["total"], mem["weights"], mem["snapshot"], mem["kv_cache_at_largest_batch"], mem["available"],
-             loaded.device)
+    log.info(
+        "dry run: %d cells (%d to run), %d generations in %d batches (largest %d), at most %d new tokens",
+        plan["cells"],
+        plan["cells_to_run"],
+        generations,
+        batches,
+        largest,
+        plan["max_new_tokens_total"],
+    )
+    log.info(
+        "dry run: estimated time %s (calibration at batch %d: %.3f s per prompt pass, %.3f s per new token "
+        "step; every answer taken to max_new_tokens)",
+        _hms(plan["estimated_seconds"]),
+        largest,
+        seconds_prefill,
+        seconds_per_step,
+    )
+    log.info(
+        "dry run: memory %.2f GiB = weights %.2f + snapshot %.2f + KV cache %.2f (of %.1f GiB on %s)",
+        mem["total"],
+        mem["weights"],
+        mem["snapshot"],
+        mem["kv_cache_at_largest_batch"],
+        mem["available"],
+        loaded.device,
+    )
     return plan
 
 
@@ -70,10 +100,16 @@ def _calibrate(loaded, sample: list[list[int]], params: dict[str, Any]) -> tuple
     A first short call takes the one-off setup of a fresh process; two timed lengths then
     separate the prompt pass from the cost of each new token.
     """
+
     def seconds(tokens: int) -> float:
         start = time.perf_counter()
-        generation.generate(loaded.model, loaded.tokenizer, sample,
-                            {**params, "max_new_tokens": tokens, "min_new_tokens": tokens}, loaded.device)
+        generation.generate(
+            loaded.model,
+            loaded.tokenizer,
+            sample,
+            {**params, "max_new_tokens": tokens, "min_new_tokens": tokens},
+            loaded.device,
+        )
         return time.perf_counter() - start
 
     seconds(1)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import copy
 import random
 import time
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,8 +55,9 @@ def encode(tokenizer: Any, text: str) -> list[int]:
     a tokenizer without a template encodes the raw text with its usual special tokens.
     """
     if getattr(tokenizer, "chat_template", None):
-        ids = tokenizer.apply_chat_template([{"role": "user", "content": text}], add_generation_prompt=True,
-                                            tokenize=True, return_dict=False)
+        ids = tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], add_generation_prompt=True, tokenize=True, return_dict=False
+        )
         return list(ids)
     return list(tokenizer(text).input_ids)
 
@@ -63,7 +65,7 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 def batches(items: Sequence, size: int) -> Iterator[Sequence]:
     """Consecutive slices of at most ``size``: 100 items at 40 → 40, 40, 20."""
     for start in range(0, len(items), size):
-        yield items[start:start + size]
+        yield items[start : start + size]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
@@ -81,15 +83,21 @@ def generation_config(model: Any, tokenizer: Any, params: dict[str, Any]) -> Any
     """The model's generation config with the effective ``params`` applied (sampling knobs only when sampling)."""
     config = copy.deepcopy(model.generation_config)
     sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
-    config.update(do_sample=params["do_sample"], max_new_tokens=params["max_new_tokens"],
-                  repetition_penalty=params["repetition_penalty"], pad_token_id=pad_id(tokenizer), **sampling)
+    config.update(
+        do_sample=params["do_sample"],
+        max_new_tokens=params["max_new_tokens"],
+        repetition_penalty=params["repetition_penalty"],
+        pad_token_id=pad_id(tokenizer),
+        **sampling,
+    )
     if params.get("min_new_tokens"):  # calibration runs force their length
         config.update(min_new_tokens=params["min_new_tokens"])
     return config
 
 
-def to_samples(model: Any, tokenizer: Any, out: torch.Tensor, width: int, tokens_in: Sequence[int],
-               duration: float) -> list[Sample]:
+def to_samples(
+    model: Any, tokenizer: Any, out: torch.Tensor, width: int, tokens_in: Sequence[int], duration: float
+) -> list[Sample]:
     """Decode the continuation of each row of ``out`` (prompts left-padded to ``width``), up to its first EOS."""
     eos = _eos_ids(model, tokenizer)
     samples = []
@@ -102,16 +110,20 @@ def to_samples(model: Any, tokenizer: Any, out: torch.Tensor, width: int, tokens
 
 
 @torch.inference_mode()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: dict[str, Any],
-             device: torch.device) -> list[Sample]:
+def generate(
+    model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: dict[str, Any], device: torch.device
+) -> list[Sample]:
     """Generate one answer per prompt (already encoded) in a single left-padded batch."""
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), pad_id(tokenizer), dtype=torch.long)
     attention = torch.zeros((len(prompts), width), dtype=torch.long)
     for row, ids in enumerate(prompts):
-        input_ids[row, width - len(ids):] = torch.tensor(ids)
-        attention[row, width - len(ids):] = 1
+        input_ids[row, width - len(ids) :] = torch.tensor(ids)
+        attention[row, width - len(ids) :] = 1
     start = time.perf_counter()
-    out = model.generate(input_ids=input_ids.to(device), attention_mask=attention.to(device),
-                         generation_config=generation_config(model, tokenizer, params))
+    out = model.generate(
+        input_ids=input_ids.to(device),
+        attention_mask=attention.to(device),
+        generation_config=generation_config(model, tokenizer, params),
+    )
     return to_samples(model, tokenizer, out, width, [len(p) for p in prompts], time.perf_counter() - start)

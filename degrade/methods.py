@@ -11,8 +11,9 @@ direction and ablation masks are nested across p.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -71,8 +72,9 @@ def _is_quant_level(x: float) -> bool:
     return x == 0 or (x >= 2 and float(x).is_integer())
 
 
-@register("uni_quant", domain="an integer n ≥ 2 (or 0 for the clean model)", accepts=_is_quant_level,
-          integer_levels=True)
+@register(
+    "uni_quant", domain="an integer n ≥ 2 (or 0 for the clean model)", accepts=_is_quant_level, integer_levels=True
+)
 def uni_quant(weight: torch.Tensor, level: float, *, generator: torch.Generator) -> torch.Tensor:
     """Round each tensor to n = ``level`` evenly spaced values over its own [min, max].
 
@@ -113,8 +115,9 @@ def resolve_levels(spec: Any, name: str) -> list[float]:
         values = [float(spec)]
     elif isinstance(spec, (list, tuple)):
         if not spec:
-            raise ValueError(f"is empty; give a list of levels ({name}: {meth.domain}) or "
-                             "degradation.range={min, max, steps}")
+            raise ValueError(
+                f"is empty; give a list of levels ({name}: {meth.domain}) or degradation.range={{min, max, steps}}"
+            )
         if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in spec):
             raise ValueError(f"must hold numbers only, got {list(spec)}")
         values = [float(v) for v in spec]

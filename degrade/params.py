@@ -10,8 +10,9 @@ optional layer range and exclusions; one that matches nothing is an error.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING
 
 from torch import nn
 
@@ -20,22 +21,59 @@ from degrade.errors import DegradeError
 if TYPE_CHECKING:
     from degrade.config import ParamGroupConfig
 
-KINDS = ("attn_q", "attn_k", "attn_v", "attn_o", "attn_qkv", "mlp_gate", "mlp_up", "mlp_down",
-         "embed", "embed_pos", "lm_head", "norm")
+KINDS = (
+    "attn_q",
+    "attn_k",
+    "attn_v",
+    "attn_o",
+    "attn_qkv",
+    "mlp_gate",
+    "mlp_up",
+    "mlp_down",
+    "embed",
+    "embed_pos",
+    "lm_head",
+    "norm",
+)
 TOWERS = ("language", "vision", "all")
 
 _ATTN_PARENTS = {"self_attn", "attn", "attention", "self_attention", "cross_attn"}
 _MLP_PARENTS = {"mlp", "feed_forward", "ffn"}
-_ATTN_LEAVES = {"q_proj": "attn_q", "k_proj": "attn_k", "v_proj": "attn_v", "o_proj": "attn_o",
-                "out_proj": "attn_o", "c_proj": "attn_o", "dense": "attn_o",
-                "c_attn": "attn_qkv", "qkv_proj": "attn_qkv", "query_key_value": "attn_qkv", "Wqkv": "attn_qkv"}
-_MLP_LEAVES = {"gate_proj": "mlp_gate", "w1": "mlp_gate", "up_proj": "mlp_up", "w3": "mlp_up",
-               "c_fc": "mlp_up", "fc1": "mlp_up", "down_proj": "mlp_down", "w2": "mlp_down",
-               "c_proj": "mlp_down", "fc2": "mlp_down"}
-_EMBED_LEAVES = {"embed_tokens": "embed", "wte": "embed", "word_embeddings": "embed", "tok_embeddings": "embed",
-                 "wpe": "embed_pos", "position_embedding": "embed_pos", "embed_positions": "embed_pos"}
-_VISION_MARKERS = ("vision_tower", "vision_model", "visual", "image_encoder", "multi_modal_projector",
-                   "mm_projector")
+_ATTN_LEAVES = {
+    "q_proj": "attn_q",
+    "k_proj": "attn_k",
+    "v_proj": "attn_v",
+    "o_proj": "attn_o",
+    "out_proj": "attn_o",
+    "c_proj": "attn_o",
+    "dense": "attn_o",
+    "c_attn": "attn_qkv",
+    "qkv_proj": "attn_qkv",
+    "query_key_value": "attn_qkv",
+    "Wqkv": "attn_qkv",
+}
+_MLP_LEAVES = {
+    "gate_proj": "mlp_gate",
+    "w1": "mlp_gate",
+    "up_proj": "mlp_up",
+    "w3": "mlp_up",
+    "c_fc": "mlp_up",
+    "fc1": "mlp_up",
+    "down_proj": "mlp_down",
+    "w2": "mlp_down",
+    "c_proj": "mlp_down",
+    "fc2": "mlp_down",
+}
+_EMBED_LEAVES = {
+    "embed_tokens": "embed",
+    "wte": "embed",
+    "word_embeddings": "embed",
+    "tok_embeddings": "embed",
+    "wpe": "embed_pos",
+    "position_embedding": "embed_pos",
+    "embed_positions": "embed_pos",
+}
+_VISION_MARKERS = ("vision_tower", "vision_model", "visual", "image_encoder", "multi_modal_projector", "mm_projector")
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|layer|blocks)\.(\d+)(?:\.|$)")
 
 
@@ -69,8 +107,13 @@ class ResolvedGroup:
         kinds: dict[str, int] = {}
         for t in self.targets:
             kinds[t.kind] = kinds.get(t.kind, 0) + 1
-        return {"name": self.name, "count": len(self.targets), "elements": self.numel, "kinds": kinds,
-                "names": self.names}
+        return {
+            "name": self.name,
+            "count": len(self.targets),
+            "elements": self.numel,
+            "kinds": kinds,
+            "names": self.names,
+        }
 
 
 def classify(module_name: str, module: nn.Module) -> str | None:
@@ -133,6 +176,6 @@ def resolve_group(model: nn.Module, cfg: ParamGroupConfig) -> ResolvedGroup:
         found = sorted({(t.kind, t.tower) for t in candidates(model)})
         raise DegradeError(
             f"param_group={cfg.name}: matches no parameter of this model (kinds {list(cfg.kinds)}, tower "
-            f"{cfg.tower}, layers {cfg.layers}); the model has: "
-            + ", ".join(f"{k}/{t}" for k, t in found))
+            f"{cfg.tower}, layers {cfg.layers}); the model has: " + ", ".join(f"{k}/{t}" for k, t in found)
+        )
     return ResolvedGroup(cfg.name, picked)

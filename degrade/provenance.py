@@ -14,8 +14,21 @@ from typing import Any
 
 import torch
 
-PACKAGES = ("degrade", "torch", "transformers", "accelerate", "hydra-core", "omegaconf", "pyarrow", "pandas",
-            "numpy", "gguf", "safetensors", "bitsandbytes", "unsloth")
+PACKAGES = (
+    "degrade",
+    "torch",
+    "transformers",
+    "accelerate",
+    "hydra-core",
+    "omegaconf",
+    "pyarrow",
+    "pandas",
+    "numpy",
+    "gguf",
+    "safetensors",
+    "bitsandbytes",
+    "unsloth",
+)
 _ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -25,10 +38,12 @@ def config_hash(resolved_yaml: str) -> str:
 
 def git_state(root: Path = _ROOT) -> dict[str, Any]:
     """The commit of the code that ran, and whether its tree had uncommitted changes."""
+
     def git(*args: str) -> str | None:
         try:
-            return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, timeout=10,
-                                  check=True).stdout.strip()
+            return subprocess.run(
+                ["git", *args], cwd=root, capture_output=True, text=True, timeout=10, check=True
+            ).stdout.strip()
         except (OSError, subprocess.SubprocessError):
             return None
 
@@ -54,8 +69,13 @@ def device_name(device: torch.device) -> str:
 
 
 def environment() -> dict[str, Any]:
-    return {"host": platform.node(), "platform": platform.platform(), "argv": sys.argv,
-            "cuda_available": torch.cuda.is_available(), "cpu_count": os.cpu_count()}
+    return {
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "argv": sys.argv,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -68,8 +68,10 @@ def is_repacked(param: nn.Parameter) -> bool:
 
 def _check_layout(param: nn.Parameter) -> None:
     if is_repacked(param):
-        raise RuntimeError("4-bit weights are in the CPU kernel's layout: take a snapshot before the first "
-                           "forward pass, and restore it before damaging them")
+        raise RuntimeError(
+            "4-bit weights are in the CPU kernel's layout: take a snapshot before the first "
+            "forward pass, and restore it before damaging them"
+        )
 
 
 def dequantize(param: nn.Parameter) -> torch.Tensor:
@@ -87,8 +89,12 @@ def requantize_(param: nn.Parameter, values: torch.Tensor) -> None:
 
     _check_layout(param)
     state = param.quant_state
-    packed, fresh = bnbf.quantize_4bit(values.to(state.dtype), blocksize=state.blocksize, quant_type=state.quant_type,
-                                       compress_statistics=getattr(state, "nested", False),
-                                       quant_storage=param.data.dtype)
+    packed, fresh = bnbf.quantize_4bit(
+        values.to(state.dtype),
+        blocksize=state.blocksize,
+        quant_type=state.quant_type,
+        compress_statistics=getattr(state, "nested", False),
+        quant_storage=param.data.dtype,
+    )
     param.data.copy_(packed)
     param.quant_state = fresh

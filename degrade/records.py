@@ -68,11 +68,25 @@ class Record:
         return asdict(self)
 
 
-GEN_PARAMS = pa.struct([("temperature", pa.float64()), ("do_sample", pa.bool_()), ("max_new_tokens", pa.int64()),
-                        ("top_k", pa.int64()), ("top_p", pa.float64()), ("repetition_penalty", pa.float64())])
+GEN_PARAMS = pa.struct(
+    [
+        ("temperature", pa.float64()),
+        ("do_sample", pa.bool_()),
+        ("max_new_tokens", pa.int64()),
+        ("top_k", pa.int64()),
+        ("top_p", pa.float64()),
+        ("repetition_penalty", pa.float64()),
+    ]
+)
 
-_ARROW = {"str": pa.string(), "float": pa.float64(), "int": pa.int64(), "bool": pa.bool_(), "dict": GEN_PARAMS,
-          "list": pa.list_(pa.string())}
+_ARROW = {
+    "str": pa.string(),
+    "float": pa.float64(),
+    "int": pa.int64(),
+    "bool": pa.bool_(),
+    "dict": GEN_PARAMS,
+    "list": pa.list_(pa.string()),
+}
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
@@ -82,8 +96,15 @@ def _arrow_type(annotation: str) -> pa.DataType:
 SCHEMA = pa.schema([pa.field(f.name, _arrow_type(f.type), nullable=True) for f in fields(Record)])
 FIELDS = tuple(f.name for f in fields(Record))
 
-KEY_FIELDS = ("experiment", "model_name", "degradation_method", "param_group_name", "level_value",
-              "repeat_index", "prompt_id")
+KEY_FIELDS = (
+    "experiment",
+    "model_name",
+    "degradation_method",
+    "param_group_name",
+    "level_value",
+    "repeat_index",
+    "prompt_id",
+)
 
 
 def record_key(record: dict[str, Any]) -> tuple:

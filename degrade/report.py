@@ -30,8 +30,12 @@ log = logging.getLogger(__name__)
 GROUP = ["experiment", "model_name", "degradation_method", "param_group_name", "level_value"]
 LINE = ["experiment", "model_name", "degradation_method", "param_group_name"]
 # What the level means per method; uni_quant's n is drawn on a log axis, reversed so damage grows rightwards.
-X_LABEL = {"mult_gauss": "σ (multiplicative Gaussian noise)", "ablation": "p (fraction of weights zeroed)",
-           "uni_quant": "n quantisation levels (log scale, reversed: larger n = less damage)", "none": "level"}
+X_LABEL = {
+    "mult_gauss": "σ (multiplicative Gaussian noise)",
+    "ablation": "p (fraction of weights zeroed)",
+    "uni_quant": "n quantisation levels (log scale, reversed: larger n = less damage)",
+    "none": "level",
+}
 
 
 def _job_dirs(root: Path) -> list[Path]:
@@ -78,8 +82,10 @@ def _read_job(job: Path) -> pd.DataFrame:
             log.info("%s: the journal holds more records than the parquet (interrupted job); reading it", job)
         except (pa.ArrowException, OSError) as exc:
             if not journal.exists():
-                raise DegradeError(f"{parquet}: unreadable ({str(exc).splitlines()[0][:120]}) and no "
-                                   f"{JOURNAL} beside it to rebuild from") from None
+                raise DegradeError(
+                    f"{parquet}: unreadable ({str(exc).splitlines()[0][:120]}) and no "
+                    f"{JOURNAL} beside it to rebuild from"
+                ) from None
             log.warning("%s: unreadable; reading the journal instead", parquet)
     return _read_journal(journal)
 
@@ -110,8 +116,7 @@ def collect(root: Path) -> pd.DataFrame:
     records = pd.concat(frames, ignore_index=True)
     duplicates = int(records.duplicated(list(KEY_FIELDS)).sum())
     if duplicates:
-        log.warning("%d records share their key with a record of another job dir; the summary counts both",
-                    duplicates)
+        log.warning("%d records share their key with a record of another job dir; the summary counts both", duplicates)
     return records
 
 
@@ -137,9 +142,14 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
     scored = df[df["correct"].notna()]
     categories = sorted(scored["prompt_category"].dropna().unique())
     grouped = df.groupby(GROUP, sort=False, dropna=False)
-    out = grouped.agg(n=("prompt_id", "size"), n_rep=("repeat_index", "nunique"), tokens_out=("tokens_out", "mean"),
-                      accuracy=("correct", "mean"), mattr=("mattr", "mean"),
-                      repetition_rate=("repetition_rate", "mean"))
+    out = grouped.agg(
+        n=("prompt_id", "size"),
+        n_rep=("repeat_index", "nunique"),
+        tokens_out=("tokens_out", "mean"),
+        accuracy=("correct", "mean"),
+        mattr=("mattr", "mean"),
+        repetition_rate=("repetition_rate", "mean"),
+    )
     for category in categories:
         out[f"accuracy_{category}"] = scored[scored["prompt_category"] == category].groupby(GROUP)["correct"].mean()
     for column in ("info_units", "perplexity"):
@@ -170,8 +180,9 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = ["tokens_out", "mattr", "repetition_rate"] + [m for m in ("correct", "info_units", "perplexity")
-                                                             if df[m].notna().any()]
+    metrics = ["tokens_out", "mattr", "repetition_rate"] + [
+        m for m in ("correct", "info_units", "perplexity") if df[m].notna().any()
+    ]
     # Name a line by what varies: the group always, experiment and model only when there are several.
     naming = [c for c in ("experiment", "model_name") if df[c].nunique() > 1] + ["param_group_name"]
     written = []
@@ -182,8 +193,12 @@ def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
         fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), sharey=True, squeeze=False)
         for ax, method in zip(axes[0], methods):
             for key, line in stats[stats["degradation_method"] == method].groupby(LINE):
-                _draw(ax, line.sort_values("level_value"), method, " / ".join(str(dict(zip(LINE, key))[c])
-                                                                              for c in naming))
+                _draw(
+                    ax,
+                    line.sort_values("level_value"),
+                    method,
+                    " / ".join(str(dict(zip(LINE, key))[c]) for c in naming),
+                )
             ax.set_title(method)
             ax.set_xlabel(X_LABEL.get(method, "level"))
             ax.grid(alpha=0.3)
@@ -204,8 +219,9 @@ def _draw(ax: plt.Axes, line: pd.DataFrame, method: str, label: str) -> None:
         return
     # n = 0 (clean) has no place on a log axis: drawn as a reference line instead.
     clean, damaged = line[line["level_value"] == 0], line[line["level_value"] > 0]
-    drawn = ax.errorbar(damaged["level_value"], damaged["mean"], yerr=damaged["sem"], marker="o", capsize=3,
-                        label=label)
+    drawn = ax.errorbar(
+        damaged["level_value"], damaged["mean"], yerr=damaged["sem"], marker="o", capsize=3, label=label
+    )
     for value in clean["mean"]:
         ax.axhline(value, linestyle="--", color=drawn[0].get_color(), alpha=0.6, label=f"{label} (clean, n=0)")
     if len(damaged):
@@ -243,12 +259,14 @@ def write_report(root: Path, out_dir: Path | None = None) -> dict[str, Path | li
     out_dir = Path(out_dir) if out_dir is not None else root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(records)
-    paths: dict[str, Path | list[Path]] = {"records": out_dir / PARQUET, "summary_csv": out_dir / "summary.csv",
-                                           "summary_md": out_dir / "summary.md"}
+    paths: dict[str, Path | list[Path]] = {
+        "records": out_dir / PARQUET,
+        "summary_csv": out_dir / "summary.csv",
+        "summary_md": out_dir / "summary.md",
+    }
     # The pinned schema again: pandas would turn nullable ints into floats and all-null lists into nulls.
     schema = SCHEMA.append(pa.field("job_dir", pa.string()))
-    pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False),
-                   paths["records"])
+    pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
     paths["summary_md"].write_text(_markdown(summary), encoding="utf-8")
     paths["plots"] = plot(records, out_dir)

@@ -6,7 +6,8 @@ After :meth:`Snapshot.restore` the weights are bit-identical to the clean ones;
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import torch
 from torch import nn
@@ -87,7 +88,7 @@ def fingerprint(tensors: Iterable[torch.Tensor]) -> str:
         bits = flat.view(_BITS[flat.element_size()])
         step, value = _CHUNK["cuda" if bits.is_cuda else "cpu"], 0
         for start in range(0, bits.numel(), step):
-            chunk = bits[start:start + step].to(torch.int64)
+            chunk = bits[start : start + step].to(torch.int64)
             value += int(chunk.sum()) + 31 * int((chunk * chunk).sum())
         acc = (acc * 1_000_003 + value + index) % (1 << 64)
     return f"{acc:016x}"

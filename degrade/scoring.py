@@ -1,7 +1,8 @@
 """Scores for one generated text: answer correctness, Cookie Theft information units, lexical measures.
 
 The Cookie Theft units are 23 (3 subjects, 2 places, 11 objects, 7 actions), after the information-unit
-lists common in aphasia and dementia research; "dishes" is folded into ``plate``. Subjects: ``boy``, ``girl``, ``mother``.
+lists common in aphasia and dementia research; "dishes" is folded into ``plate``.
+Subjects: ``boy``, ``girl``, ``mother``.
 Places: ``kitchen``, ``exterior`` (garden seen through the window). Objects: ``cookie``, ``jar``,
 ``stool``, ``sink``, ``plate``, ``dishcloth``, ``water``, ``window``, ``curtains``, ``cupboard``,
 ``counter``. Actions: ``stealing``, ``stool_tipping`` (stool or boy falling), ``girl_reaching``
@@ -15,7 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 # Phrases pass through normalize(), so articles and apostrophes in them are harmless; a trailing "*"
 # makes a word a prefix ("wobbl*": wobble, wobbly). No "theft": models echo the picture's name.
@@ -24,8 +26,21 @@ INFO_UNITS: dict[str, tuple[str, ...]] = {
     "girl": ("girl", "daughter", "sister"),
     "mother": ("mother", "mom", "mum", "mommy", "mummy", "mama", "woman", "women", "lady", "housewife"),
     "kitchen": ("kitchen",),
-    "exterior": ("outside", "outdoors", "exterior", "garden", "yard", "backyard", "lawn", "grass", "tree", "bush",
-                 "shrub", "path", "walkway"),
+    "exterior": (
+        "outside",
+        "outdoors",
+        "exterior",
+        "garden",
+        "yard",
+        "backyard",
+        "lawn",
+        "grass",
+        "tree",
+        "bush",
+        "shrub",
+        "path",
+        "walkway",
+    ),
     "cookie": ("cookie", "biscuit"),
     "jar": ("jar", "canister", "container"),
     "stool": ("stool", "chair"),
@@ -37,22 +52,73 @@ INFO_UNITS: dict[str, tuple[str, ...]] = {
     "curtains": ("curtain", "drape", "drapery"),
     "cupboard": ("cupboard", "cabinet", "shelf"),
     "counter": ("counter", "countertop", "worktop"),
-    "stealing": ("steal", "stole", "stolen", "thief", "taking", "took", "take cookie", "get cookie", "grab",
-                 "snatch", "sneak", "pilfer"),
+    "stealing": (
+        "steal",
+        "stole",
+        "stolen",
+        "thief",
+        "taking",
+        "took",
+        "take cookie",
+        "get cookie",
+        "grab",
+        "snatch",
+        "sneak",
+        "pilfer",
+    ),
     "stool_tipping": ("tip", "tilt", "topple", "teeter", "wobbl*", "fall", "fell", "fallen", "balance", "unstable"),
     "girl_reaching": ("reach", "ask", "beg", "request", "hold out", "held out", "shush", "hush"),
     "drying_dishes": ("dry", "wipe", "wash", "do the dishes"),
-    "water_overflowing": ("overflow", "spill", "spilt", "run over", "ran over", "flood", "pour", "splash", "gush",
-                          "brim"),
-    "mother_unaware": ("unaware", "not aware", "oblivious", "not notice", "doesn't notice", "didn't notice",
-                       "don't notice", "never notice", "fail to notice", "unnoticed", "ignore", "daydream",
-                       "distracted", "preoccupied", "unconcerned", "absentminded", "absent minded",
-                       "not pay attention", "not see", "doesn't see", "didn't see", "not look"),
+    "water_overflowing": (
+        "overflow",
+        "spill",
+        "spilt",
+        "run over",
+        "ran over",
+        "flood",
+        "pour",
+        "splash",
+        "gush",
+        "brim",
+    ),
+    "mother_unaware": (
+        "unaware",
+        "not aware",
+        "oblivious",
+        "not notice",
+        "doesn't notice",
+        "didn't notice",
+        "don't notice",
+        "never notice",
+        "fail to notice",
+        "unnoticed",
+        "ignore",
+        "daydream",
+        "distracted",
+        "preoccupied",
+        "unconcerned",
+        "absentminded",
+        "absent minded",
+        "not pay attention",
+        "not see",
+        "doesn't see",
+        "didn't see",
+        "not look",
+    ),
     "water_on_floor": ("floor", "puddle"),
 }
 
-_ACTIONS = frozenset({"stealing", "stool_tipping", "girl_reaching", "drying_dishes", "water_overflowing",
-                      "mother_unaware", "water_on_floor"})
+_ACTIONS = frozenset(
+    {
+        "stealing",
+        "stool_tipping",
+        "girl_reaching",
+        "drying_dishes",
+        "water_overflowing",
+        "mother_unaware",
+        "water_on_floor",
+    }
+)
 # Function words in action phrases stay fixed, or "not" would also match "noted".
 _FIXED = frozenset({"not", "to", "over", "out", "never", "doesnt", "didnt", "dont"})
 # Merged before matching so that "dish towel" credits the towel, not the plate.
@@ -62,12 +128,20 @@ _ARTICLES = frozenset({"a", "an", "the"})
 _UNITS = "one two three four five six seven eight nine".split()
 _TEENS = "ten eleven twelve thirteen fourteen fifteen sixteen seventeen eighteen nineteen".split()
 _TENS = "twenty thirty forty fifty sixty seventy eighty ninety".split()
-_NUMBER_WORDS = ({"zero": 0, "hundred": 100, "thousand": 1000} | {w: i + 1 for i, w in enumerate(_UNITS)}
-                 | {w: i + 10 for i, w in enumerate(_TEENS)} | {w: 10 * i + 20 for i, w in enumerate(_TENS)})
+_NUMBER_WORDS = (
+    {"zero": 0, "hundred": 100, "thousand": 1000}
+    | {w: i + 1 for i, w in enumerate(_UNITS)}
+    | {w: i + 10 for i, w in enumerate(_TEENS)}
+    | {w: 10 * i + 20 for i, w in enumerate(_TENS)}
+)
 # Each token becomes one class letter, and a regex over the letters finds well-formed number phrases,
 # so "one two three" stays three numbers instead of summing to six.
-_NUMBER_CLASS = ({"zero": "z", "hundred": "h", "thousand": "k", "and": "&"} | dict.fromkeys(_UNITS, "u")
-                 | dict.fromkeys(_TEENS, "t") | dict.fromkeys(_TENS, "x"))
+_NUMBER_CLASS = (
+    {"zero": "z", "hundred": "h", "thousand": "k", "and": "&"}
+    | dict.fromkeys(_UNITS, "u")
+    | dict.fromkeys(_TEENS, "t")
+    | dict.fromkeys(_TENS, "x")
+)
 _B100 = "(?:xu?|t|u)"
 _B1000 = rf"(?:[ut]?h(?:&?{_B100})?|{_B100})"
 _NUMBER_PHRASE = re.compile(rf"z|{_B1000}(?:k(?:&?{_B1000})?)?|k(?:&?{_B1000})?")
@@ -108,8 +182,8 @@ def _tokens(text: str, *, drop_articles: bool = True) -> list[str]:
     out: list[str] = []
     pos = 0
     for match in _NUMBER_PHRASE.finditer("".join(_NUMBER_CLASS.get(w, ".") for w in words)):
-        out += words[pos:match.start()]
-        out.append(str(_number_value(words[match.start():match.end()])))
+        out += words[pos : match.start()]
+        out.append(str(_number_value(words[match.start() : match.end()])))
         pos = match.end()
     out += words[pos:]
     # "12.0" and "0.50" are the same numbers as "12" and "0.5".
@@ -129,7 +203,7 @@ def normalize(text: str) -> str:
 
 def _contains(haystack: list[str], needle: list[str]) -> bool:
     width = len(needle)
-    return bool(needle) and any(haystack[i:i + width] == needle for i in range(len(haystack) - width + 1))
+    return bool(needle) and any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
 
 
 def iq_correct(output: str, answers: Sequence[str]) -> int:
@@ -224,8 +298,8 @@ def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float 
     ttr = mattr = len(set(tokens)) / count if count else 0.0
     if count > window:
         starts = range(count - window + 1)
-        mattr = sum(len(set(tokens[i:i + window])) for i in starts) / window / len(starts)
-    grams = [tuple(tokens[i:i + n]) for i in range(count - n + 1)]
+        mattr = sum(len(set(tokens[i : i + window])) for i in starts) / window / len(starts)
+    grams = [tuple(tokens[i : i + n]) for i in range(count - n + 1)]
     repetition = (len(grams) - len(set(grams))) / len(grams) if grams else 0.0
     return {"n_words": count, "ttr": ttr, "mattr": mattr, "repetition_rate": repetition}
 
@@ -243,5 +317,9 @@ def score_output(output: str, *, answers: Sequence[str] | None = None, cookie_th
         and ``info_units_list`` (names), both None unless cookie_theft.
     """
     units = info_units(output) if cookie_theft else None
-    return {**text_metrics(output), "correct": iq_correct(output, answers) if answers else None,
-            "info_units": None if units is None else len(units), "info_units_list": units}
+    return {
+        **text_metrics(output),
+        "correct": iq_correct(output, answers) if answers else None,
+        "info_units": None if units is None else len(units),
+        "info_units_list": units,
+    }

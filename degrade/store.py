@@ -16,9 +16,10 @@ import shutil
 import signal
 import socket
 import time
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 import pyarrow.parquet as pq
 
@@ -52,8 +53,10 @@ class RecordStore:
             probe.write_bytes(b"")
             probe.unlink()
         except OSError as exc:
-            raise DegradeError(f"output dir {self.out_dir}: not writable ({exc.strerror}); "
-                               "pass a writable hydra.run.dir / hydra.sweep.dir") from None
+            raise DegradeError(
+                f"output dir {self.out_dir}: not writable ({exc.strerror}); "
+                "pass a writable hydra.run.dir / hydra.sweep.dir"
+            ) from None
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -73,12 +76,15 @@ class RecordStore:
             except BlockingIOError:
                 fh.seek(0)
                 holder = fh.read().strip() or "another process"
-                raise DegradeError(f"{self.out_dir}: another job is writing here ({holder}); wait for it to "
-                                   "end, or pass another hydra.run.dir / hydra.sweep.dir") from None
+                raise DegradeError(
+                    f"{self.out_dir}: another job is writing here ({holder}); wait for it to "
+                    "end, or pass another hydra.run.dir / hydra.sweep.dir"
+                ) from None
             except OSError as exc:  # a filesystem without locks: go on, unguarded
                 held = False
-                log.warning("%s: cannot lock the job dir (%s); do not run two jobs on it at once",
-                            self.out_dir, exc.strerror)
+                log.warning(
+                    "%s: cannot lock the job dir (%s); do not run two jobs on it at once", self.out_dir, exc.strerror
+                )
             if held:
                 fh.truncate(0)
                 fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
@@ -110,8 +116,10 @@ class RecordStore:
         for number, line in enumerate(lines, start=1):
             record = _parse_record(line)
             if record is None:
-                raise DegradeError(f"{self.journal}: line {number} is unreadable and is not the last line; "
-                                   "nothing was changed: repair or move that line aside, then run again")
+                raise DegradeError(
+                    f"{self.journal}: line {number} is unreadable and is not the last line; "
+                    "nothing was changed: repair or move that line aside, then run again"
+                )
             self._remember(record)
         if not tail.strip() or not repair:
             return
@@ -137,8 +145,12 @@ class RecordStore:
             if repair:
                 aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
                 os.replace(path, aside)
-                log.warning("%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
-                            path.name, str(exc).splitlines()[0][:120], aside.name)
+                log.warning(
+                    "%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
+                    path.name,
+                    str(exc).splitlines()[0][:120],
+                    aside.name,
+                )
             return None
 
     def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
@@ -151,8 +163,12 @@ class RecordStore:
         else:
             for record in missing:
                 self._remember(record)
-        log.info("%s holds %d records the journal lacked; %s", self.json_path.name, len(missing),
-                 "added them to the journal" if repair else "they count as done")
+        log.info(
+            "%s holds %d records the journal lacked; %s",
+            self.json_path.name,
+            len(missing),
+            "added them to the journal" if repair else "they count as done",
+        )
 
     def _remember(self, record: dict[str, Any]) -> None:
         self.records.append(record)
@@ -198,8 +214,10 @@ class RecordStore:
     def write_views(self) -> None:
         """Rebuild the JSON array and the Parquet file from the records, atomically."""
         if "json" in self.formats:
-            _atomic(self.json_path, lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1),
-                                                           encoding="utf-8"))
+            _atomic(
+                self.json_path,
+                lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1), encoding="utf-8"),
+            )
         if "parquet" in self.formats:
             _atomic(self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p))
 
@@ -268,7 +286,10 @@ def check_output_dir(path: Path) -> None:
     while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     if not existing.is_dir():
-        raise DegradeError(f"output dir {path}: {existing} is a file, not a directory; "
-                           "pass another hydra.run.dir / hydra.sweep.dir")
+        raise DegradeError(
+            f"output dir {path}: {existing} is a file, not a directory; pass another hydra.run.dir / hydra.sweep.dir"
+        )
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise DegradeError(f"output dir {path}: {existing} is not writable; pass another hydra.run.dir / hydra.sweep.dir")
+        raise DegradeError(
+            f"output dir {path}: {existing} is not writable; pass another hydra.run.dir / hydra.sweep.dir"
+        )

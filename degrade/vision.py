@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -15,8 +16,7 @@ from degrade.tiny import tiny_config
 
 IMAGE_KEY = "experiment.image.path"
 # Gemma 3's own names and strings, so the tiny processor behaves like the real one.
-IMAGE_TOKENS = {"boi_token": "<start_of_image>", "image_token": "<image_soft_token>",
-                "eoi_token": "<end_of_image>"}
+IMAGE_TOKENS = {"boi_token": "<start_of_image>", "image_token": "<image_soft_token>", "eoi_token": "<end_of_image>"}
 # Gemma 3's chat template, shortened: BOS once, then one turn per message, an image as its boi placeholder
 # (the processor expands it into boi + soft tokens + eoi).
 TINY_CHAT_TEMPLATE = (
@@ -60,8 +60,11 @@ def build_tiny_vlm(tokenizer_dir: Path, seed: int = 0) -> tuple[torch.nn.Module,
     vision = config.vision_config
     config.boi_token_id, config.eoi_token_id = tokenizer.boi_token_id, tokenizer.eoi_token_id
     config.image_token_id = tokenizer.image_token_id
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
-           "pad_token_id": tokenizer.pad_token_id}
+    ids = {
+        "bos_token_id": tokenizer.bos_token_id,
+        "eos_token_id": tokenizer.eos_token_id,
+        "pad_token_id": tokenizer.pad_token_id,
+    }
     for target in (config, config.text_config):
         for key, value in ids.items():
             setattr(target, key, value)
@@ -69,14 +72,19 @@ def build_tiny_vlm(tokenizer_dir: Path, seed: int = 0) -> tuple[torch.nn.Module,
         torch.manual_seed(seed)
         model = Gemma3ForConditionalGeneration(config)
         # Transformers zero-initialises the vision→text projection, which would hide the image entirely.
-        torch.nn.init.normal_(model.model.multi_modal_projector.mm_input_projection_weight,
-                              std=config.initializer_range)
+        torch.nn.init.normal_(
+            model.model.multi_modal_projector.mm_input_projection_weight, std=config.initializer_range
+        )
     model.generation_config.update(**ids)
     model.eval()
     # The PIL backend: the default Gemma3ImageProcessor needs torchvision.
     image_processor = Gemma3ImageProcessorPil(size={"height": vision.image_size, "width": vision.image_size})
-    processor = Gemma3Processor(image_processor=image_processor, tokenizer=tokenizer,
-                                chat_template=TINY_CHAT_TEMPLATE, image_seq_length=config.mm_tokens_per_image)
+    processor = Gemma3Processor(
+        image_processor=image_processor,
+        tokenizer=tokenizer,
+        chat_template=TINY_CHAT_TEMPLATE,
+        image_seq_length=config.mm_tokens_per_image,
+    )
     return model, processor
 
 
@@ -94,13 +102,20 @@ def processor_inputs(processor: Any, prompts: Sequence[str], image: Image.Image)
     """
     bos = processor.tokenizer.bos_token
     add_special = not (bos is not None and all(p.startswith(bos) for p in prompts))
-    return processor(text=list(prompts), images=[[image]] * len(prompts), padding=True, padding_side="left",
-                     add_special_tokens=add_special, return_tensors="pt")
+    return processor(
+        text=list(prompts),
+        images=[[image]] * len(prompts),
+        padding=True,
+        padding_side="left",
+        add_special_tokens=add_special,
+        return_tensors="pt",
+    )
 
 
 @torch.inference_mode()
-def generate_with_image(model: Any, processor: Any, texts: Sequence[str], image: Image.Image,
-                        params: dict[str, Any], device: torch.device) -> list[Sample]:
+def generate_with_image(
+    model: Any, processor: Any, texts: Sequence[str], image: Image.Image, params: dict[str, Any], device: torch.device
+) -> list[Sample]:
     """Generate one answer per text, each shown the same image, in a single left-padded batch.
 
     Args:
@@ -121,8 +136,14 @@ def generate_with_image(model: Any, processor: Any, texts: Sequence[str], image:
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     start = time.perf_counter()
     out = model.generate(**inputs, generation_config=generation_config(model, tokenizer, params))
-    return to_samples(model, tokenizer, out, inputs["input_ids"].shape[1], inputs["attention_mask"].sum(dim=1).tolist(),
-                      time.perf_counter() - start)
+    return to_samples(
+        model,
+        tokenizer,
+        out,
+        inputs["input_ids"].shape[1],
+        inputs["attention_mask"].sum(dim=1).tolist(),
+        time.perf_counter() - start,
+    )
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -23,11 +23,12 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import median
-from typing import Any, Callable, Iterator
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # run from a clone without installing
@@ -59,16 +60,34 @@ class Sizes:
     resume_overrides: tuple[str, ...]
 
 
-FULL = Sizes(gen_prompts=8, gen_tokens=32, gen_pairs=7, restore_repeats=15, cell_overrides=(),
-             multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"), multirun_repeats=2,
-             resume_overrides=())
-QUICK = Sizes(gen_prompts=4, gen_tokens=16, gen_pairs=3, restore_repeats=7,
-              cell_overrides=("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]"),
-              multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"), multirun_repeats=1,
-              resume_overrides=("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]"))
+FULL = Sizes(
+    gen_prompts=8,
+    gen_tokens=32,
+    gen_pairs=7,
+    restore_repeats=15,
+    cell_overrides=(),
+    multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
+    multirun_repeats=2,
+    resume_overrides=(),
+)
+QUICK = Sizes(
+    gen_prompts=4,
+    gen_tokens=16,
+    gen_pairs=3,
+    restore_repeats=7,
+    cell_overrides=("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]"),
+    multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
+    multirun_repeats=1,
+    resume_overrides=("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]"),
+)
 
-TARGETS = {"generate_efficiency": (">=", 0.95), "restore_vs_copy": (">=", 0.8), "cell_overhead_share": ("<=", 0.05),
-           "multirun_speedup": (">=", 1.5), "resume_skip_share": ("<=", 0.05)}
+TARGETS = {
+    "generate_efficiency": (">=", 0.95),
+    "restore_vs_copy": (">=", 0.8),
+    "cell_overhead_share": ("<=", 0.05),
+    "multirun_speedup": (">=", 1.5),
+    "resume_skip_share": ("<=", 0.05),
+}
 
 
 def result(name: str, ratio: float, raw: dict[str, Any]) -> dict[str, Any]:
@@ -107,6 +126,7 @@ def timed(fn: Callable[[], Any]) -> tuple[float, Any]:
 
 # --- generate_efficiency ----------------------------------------------------------------------------------------
 
+
 def hand_batch(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Left-padded input ids and attention mask, built independently of degrade.generation."""
     width = max(len(p) for p in prompts)
@@ -118,8 +138,9 @@ def hand_batch(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.
 def raw_config(model: Any, pad: int, tokens: int) -> Any:
     """Greedy, fixed length: the model's generation config with exactly what degrade sets for greedy."""
     config = copy.deepcopy(model.generation_config)
-    config.update(do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens, repetition_penalty=1.0,
-                  pad_token_id=pad)
+    config.update(
+        do_sample=False, max_new_tokens=tokens, min_new_tokens=tokens, repetition_penalty=1.0, pad_token_id=pad
+    )
     return config
 
 
@@ -128,7 +149,7 @@ def bench_generate(loaded: loading.Loaded, sizes: Sizes) -> dict[str, Any]:
     cfg = compose_config(f"generation.max_new_tokens={sizes.gen_tokens}")
     model, tok, n = loaded.model, loaded.tokenizer, sizes.gen_tokens
     params = {**generation.effective_params(model, cfg.generation), "min_new_tokens": n}
-    encoded = [generation.encode(tok, p.text) for p in cfg.experiment.selected[:sizes.gen_prompts]]
+    encoded = [generation.encode(tok, p.text) for p in cfg.experiment.selected[: sizes.gen_prompts]]
     pad = generation.pad_id(tok)
     ids, mask = hand_batch(encoded, pad)
     config = raw_config(model, pad, n)
@@ -138,8 +159,9 @@ def bench_generate(loaded: loading.Loaded, sizes: Sizes) -> dict[str, Any]:
 
     @torch.inference_mode()
     def raw() -> torch.Tensor:
-        return model.generate(input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device),
-                              generation_config=config)
+        return model.generate(
+            input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device), generation_config=config
+        )
 
     ours(), raw()  # warm-up
     t_ours, t_raw, same = [], [], True
@@ -148,21 +170,35 @@ def bench_generate(loaded: loading.Loaded, sizes: Sizes) -> dict[str, Any]:
         t_ours.append(seconds)
         seconds, out = timed(raw)
         t_raw.append(seconds)
-        same &= [s.text for s in samples] == [tok.decode(row[ids.shape[1]:], skip_special_tokens=True).strip()
-                                               for row in out.tolist()]
+        same &= [s.text for s in samples] == [
+            tok.decode(row[ids.shape[1] :], skip_special_tokens=True).strip() for row in out.tolist()
+        ]
     tokens_ours = sum(s.tokens_out for s in samples)
-    tokens_raw = int(out[:, ids.shape[1]:].numel())
+    tokens_raw = int(out[:, ids.shape[1] :].numel())
     ours_tps, raw_tps = tokens_ours / median(t_ours), tokens_raw / median(t_raw)
-    return result("generate_efficiency", ours_tps / raw_tps, {
-        "prompts": len(encoded), "prompt_width": int(ids.shape[1]), "max_new_tokens": n,
-        "tokens_degrade": tokens_ours, "tokens_raw": tokens_raw, "repeats": sizes.gen_pairs,
-        "seconds_degrade": [round(t, 4) for t in t_ours], "seconds_raw": [round(t, 4) for t in t_raw],
-        "median_s_degrade": round(median(t_ours), 4), "median_s_raw": round(median(t_raw), 4),
-        "tokens_per_s_degrade": round(ours_tps, 2), "tokens_per_s_raw": round(raw_tps, 2),
-        "same_text": same})
+    return result(
+        "generate_efficiency",
+        ours_tps / raw_tps,
+        {
+            "prompts": len(encoded),
+            "prompt_width": int(ids.shape[1]),
+            "max_new_tokens": n,
+            "tokens_degrade": tokens_ours,
+            "tokens_raw": tokens_raw,
+            "repeats": sizes.gen_pairs,
+            "seconds_degrade": [round(t, 4) for t in t_ours],
+            "seconds_raw": [round(t, 4) for t in t_raw],
+            "median_s_degrade": round(median(t_ours), 4),
+            "median_s_raw": round(median(t_raw), 4),
+            "tokens_per_s_degrade": round(ours_tps, 2),
+            "tokens_per_s_raw": round(raw_tps, 2),
+            "same_text": same,
+        },
+    )
 
 
 # --- restore_vs_copy --------------------------------------------------------------------------------------------
+
 
 def bench_restore_group(loaded: loading.Loaded, group_name: str, repeats: int) -> dict[str, Any]:
     """Snapshot.restore() vs dst.copy_(src) of the same bytes as one contiguous tensor."""
@@ -185,12 +221,18 @@ def bench_restore_group(loaded: loading.Loaded, group_name: str, repeats: int) -
         t_restore.append(timed(snapshot.restore)[0])
         t_copy.append(timed(flat_copy)[0])
     nbytes = snapshot.nbytes
-    return {"param_group": group_name, "tensors": len(group.names), "bytes": nbytes,
-            "copy_bytes": src.numel() * src.element_size(), "repeats": repeats,
-            "seconds_restore": [round(t, 5) for t in t_restore], "seconds_copy": [round(t, 5) for t in t_copy],
-            "restore_bytes_per_s": round(nbytes / median(t_restore)),
-            "copy_bytes_per_s": round(nbytes / median(t_copy)),
-            "ratio": round(median(t_copy) / median(t_restore), 4)}
+    return {
+        "param_group": group_name,
+        "tensors": len(group.names),
+        "bytes": nbytes,
+        "copy_bytes": src.numel() * src.element_size(),
+        "repeats": repeats,
+        "seconds_restore": [round(t, 5) for t in t_restore],
+        "seconds_copy": [round(t, 5) for t in t_copy],
+        "restore_bytes_per_s": round(nbytes / median(t_restore)),
+        "copy_bytes_per_s": round(nbytes / median(t_copy)),
+        "ratio": round(median(t_copy) / median(t_restore), 4),
+    }
 
 
 def bench_restore(loaded: loading.Loaded, sizes: Sizes) -> dict[str, Any]:
@@ -199,6 +241,7 @@ def bench_restore(loaded: loading.Loaded, sizes: Sizes) -> dict[str, Any]:
 
 
 # --- cell_overhead_share ----------------------------------------------------------------------------------------
+
 
 @dataclass
 class Event:
@@ -214,6 +257,7 @@ def _wrap(fn: Callable, label: str, events: list[Event]) -> Callable:
             return fn(*args, **kwargs)
         finally:
             events.append(Event(label, start, time.perf_counter()))
+
     return wrapper
 
 
@@ -254,25 +298,42 @@ def bench_cells(loaded: loading.Loaded, sizes: Sizes, tmp: Path) -> dict[str, An
     """Run the default job's real cells through the Job machinery, timing each step the runner takes."""
     cfg = compose_config(*sizes.cell_overrides)
     events: list[Event] = []
-    targets = [(Snapshot, "restore", "restore"), (damage, "apply", "damage"), (runner, "fingerprint", "fingerprint"),
-               (runner.Job, "record", "build_records"), (RecordStore, "append", "store_append"),
-               (RecordStore, "write_views", "write_views"), (generation, "generate", "generate"),
-               (loaded.model, "generate", "model_generate")]
+    targets = [
+        (Snapshot, "restore", "restore"),
+        (damage, "apply", "damage"),
+        (runner, "fingerprint", "fingerprint"),
+        (runner.Job, "record", "build_records"),
+        (RecordStore, "append", "store_append"),
+        (RecordStore, "write_views", "write_views"),
+        (generation, "generate", "generate"),
+        (loaded.model, "generate", "model_generate"),
+    ]
     with instrumented(targets, events):
         seconds, summary = timed(lambda: runner.run_job(cfg, tmp / "cells"))
     cells = cell_windows(events, len(runner.cells(cfg)))
     totals = {k: sum(c[k] for c in cells) for k in cells[0]}
     overhead = sum(totals[k] for k in OVERHEAD)
     totals["other"] = totals["cell_s"] - overhead - totals["generate"]
-    return result("cell_overhead_share", overhead / totals["cell_s"], {
-        "overrides": list(sizes.cell_overrides) or ["(defaults)"], "cells": len(cells),
-        "prompts_per_cell": len(cfg.experiment.selected), "max_new_tokens": cfg.generation.max_new_tokens,
-        "levels": list(cfg.degradation.levels), "records": summary.records, "job_seconds": round(seconds, 3),
-        "overhead_s": round(overhead, 4), "totals_s": {k: round(v, 4) for k, v in totals.items()},
-        "per_cell_s": [{k: round(v, 4) for k, v in c.items()} for c in cells]})
+    return result(
+        "cell_overhead_share",
+        overhead / totals["cell_s"],
+        {
+            "overrides": list(sizes.cell_overrides) or ["(defaults)"],
+            "cells": len(cells),
+            "prompts_per_cell": len(cfg.experiment.selected),
+            "max_new_tokens": cfg.generation.max_new_tokens,
+            "levels": list(cfg.degradation.levels),
+            "records": summary.records,
+            "job_seconds": round(seconds, 3),
+            "overhead_s": round(overhead, 4),
+            "totals_s": {k: round(v, 4) for k, v in totals.items()},
+            "per_cell_s": [{k: round(v, 4) for k, v in c.items()} for c in cells],
+        },
+    )
 
 
 # --- process-level: multirun_speedup, resume_skip_share --------------------------------------------------------
+
 
 def run_process(args: list[str], commands: list[str]) -> dict[str, Any]:
     """Run ``scripts/run.py args`` in a fresh process from the repo root: wall time and the jobs' "done" lines."""
@@ -296,15 +357,21 @@ def separate_runs(common: list[str], tmp: Path, commands: list[str]) -> list[dic
     runs = []
     for method in METHODS:
         job_dir = tmp / method
-        runs.append({"method": method, **run_process([f"hydra.run.dir={job_dir}", f"degradation={method}", *common],
-                                                     commands), **job_meta(job_dir)})
+        runs.append(
+            {
+                "method": method,
+                **run_process([f"hydra.run.dir={job_dir}", f"degradation={method}", *common], commands),
+                **job_meta(job_dir),
+            }
+        )
     return runs
 
 
 def one_multirun(common: list[str], sweep_dir: Path, commands: list[str]) -> dict[str, Any]:
     """The same three jobs as one --multirun: one process, one model load."""
-    run = run_process(["--multirun", f"degradation={','.join(METHODS)}", *common, f"hydra.sweep.dir={sweep_dir}"],
-                      commands)
+    run = run_process(
+        ["--multirun", f"degradation={','.join(METHODS)}", *common, f"hydra.sweep.dir={sweep_dir}"], commands
+    )
     run["jobs"] = [{"dir": d.name, **job_meta(d)} for d in sorted(p.parent for p in sweep_dir.glob(f"*/{METADATA}"))]
     return run
 
@@ -314,14 +381,27 @@ def bench_multirun(sizes: Sizes, tmp: Path, commands: list[str]) -> dict[str, An
     common, rounds = list(sizes.multirun_overrides), []
     for index in range(sizes.multirun_repeats):
         separate = separate_runs(common, tmp / f"separate-{index}", commands)
-        rounds.append({"separate": separate, "separate_total_s": round(sum(s["seconds"] for s in separate), 3),
-                       "multirun": one_multirun(common, tmp / f"multirun-{index}", commands)})
+        rounds.append(
+            {
+                "separate": separate,
+                "separate_total_s": round(sum(s["seconds"] for s in separate), 3),
+                "multirun": one_multirun(common, tmp / f"multirun-{index}", commands),
+            }
+        )
     separate_s = median([r["separate_total_s"] for r in rounds])
     multi_s = median([r["multirun"]["seconds"] for r in rounds])
-    return result("multirun_speedup", separate_s / multi_s, {
-        "overrides": common, "levels": "each preset's own (mult_gauss 4, ablation 4, uni_quant 5)",
-        "repeats": sizes.multirun_repeats, "median_separate_total_s": round(separate_s, 3),
-        "median_multirun_s": round(multi_s, 3), "rounds": rounds})
+    return result(
+        "multirun_speedup",
+        separate_s / multi_s,
+        {
+            "overrides": common,
+            "levels": "each preset's own (mult_gauss 4, ablation 4, uni_quant 5)",
+            "repeats": sizes.multirun_repeats,
+            "median_separate_total_s": round(separate_s, 3),
+            "median_multirun_s": round(multi_s, 3),
+            "rounds": rounds,
+        },
+    )
 
 
 def bench_resume(sizes: Sizes, tmp: Path, commands: list[str]) -> dict[str, Any]:
@@ -329,10 +409,18 @@ def bench_resume(sizes: Sizes, tmp: Path, commands: list[str]) -> dict[str, Any]
     args = [f"hydra.run.dir={tmp / 'resume'}", *sizes.resume_overrides]
     first = run_process(args, commands)
     again = run_process(args, commands)
-    return result("resume_skip_share", again["seconds"] / first["seconds"], {
-        "overrides": list(sizes.resume_overrides) or ["(defaults)"], "first": first, "rerun": again,
-        "rerun_outside_job_s": round(again["seconds"] - again["jobs_s"], 2), "repeats": 1,
-        "records": job_meta(tmp / "resume")["records"]})
+    return result(
+        "resume_skip_share",
+        again["seconds"] / first["seconds"],
+        {
+            "overrides": list(sizes.resume_overrides) or ["(defaults)"],
+            "first": first,
+            "rerun": again,
+            "rerun_outside_job_s": round(again["seconds"] - again["jobs_s"], 2),
+            "repeats": 1,
+            "records": job_meta(tmp / "resume")["records"],
+        },
+    )
 
 
 # --- the run ----------------------------------------------------------------------------------------------------
@@ -371,13 +459,21 @@ NOTES = [
 
 
 def machine(loaded: loading.Loaded) -> dict[str, Any]:
-    return {"cpu_count": os.cpu_count(), "cpu_affinity": len(os.sched_getaffinity(0)),
-            "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-            "transformers": transformers.__version__, "python": platform.python_version(),
-            "platform": platform.platform(), "device": str(loaded.device),
-            "device_name": torch.cuda.get_device_name(loaded.device) if loaded.device.type == "cuda" else
-            platform.processor() or platform.machine(), "dtype": str(loaded.dtype).removeprefix("torch."),
-            "load_average_start": os.getloadavg()}
+    return {
+        "cpu_count": os.cpu_count(),
+        "cpu_affinity": len(os.sched_getaffinity(0)),
+        "torch_threads": torch.get_num_threads(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "device": str(loaded.device),
+        "device_name": torch.cuda.get_device_name(loaded.device)
+        if loaded.device.type == "cuda"
+        else platform.processor() or platform.machine(),
+        "dtype": str(loaded.dtype).removeprefix("torch."),
+        "load_average_start": os.getloadavg(),
+    }
 
 
 def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
@@ -385,19 +481,23 @@ def run(sizes: Sizes, quick: bool) -> dict[str, Any]:
     cfg = compose_config()
     load_s, loaded = timed(lambda: loading.load(cfg.model, cfg.device))
     commands: list[str] = []
-    out: dict[str, Any] = {"mode": "quick" if quick else "full", "machine": machine(loaded),
-                           "model": {"name": cfg.model.name, "source": loaded.source, "load_s": round(load_s, 3)}}
+    out: dict[str, Any] = {
+        "mode": "quick" if quick else "full",
+        "machine": machine(loaded),
+        "model": {"name": cfg.model.name, "source": loaded.source, "load_s": round(load_s, 3)},
+    }
     parts: dict[str, Callable[[Path], dict[str, Any]]] = {
         "generate_efficiency": lambda tmp: bench_generate(loaded, sizes),
         "restore_vs_copy": lambda tmp: bench_restore(loaded, sizes),
         "cell_overhead_share": lambda tmp: bench_cells(loaded, sizes, tmp),
         "multirun_speedup": lambda tmp: bench_multirun(sizes, tmp, commands),
-        "resume_skip_share": lambda tmp: bench_resume(sizes, tmp, commands)}
+        "resume_skip_share": lambda tmp: bench_resume(sizes, tmp, commands),
+    }
     with tempfile.TemporaryDirectory(prefix="degrade-bench-") as tmp:
         for name, part in parts.items():
             contention: dict[str, Any] = {}
             with foreign_cpu(contention):
-                seconds, out[name] = timed(lambda: part(Path(tmp)))
+                seconds, out[name] = timed(lambda part=part: part(Path(tmp)))
             out[name]["raw"].update(part_wall_s=round(seconds, 1), **contention)
     out["machine"]["load_average_end"] = os.getloadavg()
     out["commands"] = [shlex.join([sys.executable, *sys.argv]), *commands]
@@ -417,8 +517,10 @@ def main() -> None:
     args.out.write_text(json.dumps(report, indent=1))
     for name in TARGETS:
         entry = report[name]
-        print(f"{name:20s} {entry['ratio']:8.4f}  target {entry['target']:7s}  {'met' if entry['met'] else 'MISSED':6s}"
-              f"  (other processes' CPU: {entry['raw']['foreign_cpu_share']:.0%})")
+        print(
+            f"{name:20s} {entry['ratio']:8.4f}  target {entry['target']:7s}  {'met' if entry['met'] else 'MISSED':6s}"
+            f"  (other processes' CPU: {entry['raw']['foreign_cpu_share']:.0%})"
+        )
     print(f"wall {report['wall_s']:.0f} s → {args.out}")
 
 

@@ -1,7 +1,7 @@
 """Aggregate every record under a run or sweep dir: one Parquet, a summary table, PNG plots.
 
-    python scripts/report.py multirun/2026-11-22/02-49-24
-    python scripts/report.py outputs/2026-11-22/02-49-24 --out /tmp/report
+python scripts/report.py multirun/2026-11-22/02-49-24
+python scripts/report.py outputs/2026-11-22/02-49-24 --out /tmp/report
 """
 
 from __future__ import annotations

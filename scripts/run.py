@@ -1,8 +1,8 @@
 """Run one degrade job (or a sweep with --multirun). See the README for recipes.
 
-    python scripts/run.py
-    python scripts/run.py experiment=iq degradation=ablation param_group=attn_only
-    python scripts/run.py --multirun degradation=mult_gauss,ablation param_group=attn,mlp
+python scripts/run.py
+python scripts/run.py experiment=iq degradation=ablation param_group=attn_only
+python scripts/run.py --multirun degradation=mult_gauss,ablation param_group=attn,mlp
 """
 
 from __future__ import annotations
@@ -41,8 +41,14 @@ def main(cfg: DictConfig) -> None:
     if summary.plan is not None:
         log.info("dry run: nothing generated, no file written")
         return
-    log.info("done: %d records (%d generated, %d already there) in %.1f s → %s", summary.records,
-             summary.generated, summary.skipped, summary.seconds, summary.out_dir)
+    log.info(
+        "done: %d records (%d generated, %d already there) in %.1f s → %s",
+        summary.records,
+        summary.generated,
+        summary.skipped,
+        summary.seconds,
+        summary.out_dir,
+    )
 
 
 def preflight(argv: list[str]) -> None:

@@ -20,8 +20,14 @@ CONF = CONF_DIR
 
 def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
     """Run ``scripts/run.py`` as a user would, from the repo root."""
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "run.py"), *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "run.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
 
 
 def build_tiny(arch: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module:

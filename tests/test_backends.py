@@ -6,20 +6,22 @@ The Unsloth loading path itself needs a GPU and is not exercised here.
 from __future__ import annotations
 
 import pytest
+from conftest import run_cli
 
 from degrade.backends import select_backend
 from degrade.errors import DegradeError
 
-from conftest import run_cli
 
-
-@pytest.mark.parametrize(("cuda", "unsloth", "gguf", "expected"), [
-    (True, True, False, "unsloth"),
-    (True, False, False, "transformers"),
-    (False, True, False, "transformers"),
-    (False, False, False, "transformers"),
-    (True, True, True, "transformers"),  # Unsloth does not read GGUF
-])
+@pytest.mark.parametrize(
+    ("cuda", "unsloth", "gguf", "expected"),
+    [
+        (True, True, False, "unsloth"),
+        (True, False, False, "transformers"),
+        (False, True, False, "transformers"),
+        (False, False, False, "transformers"),
+        (True, True, True, "transformers"),  # Unsloth does not read GGUF
+    ],
+)
 def test_auto_picks_unsloth_only_with_cuda_and_unsloth(cuda: bool, unsloth: bool, gguf: bool, expected: str) -> None:
     assert select_backend("auto", cuda=cuda, unsloth=unsloth, gguf=gguf) == expected
 
@@ -28,9 +30,14 @@ def test_transformers_is_always_allowed() -> None:
     assert select_backend("transformers", cuda=False, unsloth=False) == "transformers"
 
 
-@pytest.mark.parametrize(("cuda", "unsloth", "needs"), [
-    (False, True, "a CUDA GPU"), (True, False, "the unsloth package"), (False, False, "a CUDA GPU and the unsloth"),
-])
+@pytest.mark.parametrize(
+    ("cuda", "unsloth", "needs"),
+    [
+        (False, True, "a CUDA GPU"),
+        (True, False, "the unsloth package"),
+        (False, False, "a CUDA GPU and the unsloth"),
+    ],
+)
 def test_unsloth_where_it_cannot_run_names_what_is_missing(cuda: bool, unsloth: bool, needs: str) -> None:
     with pytest.raises(DegradeError, match="model.backend=unsloth: needs " + needs):
         select_backend("unsloth", cuda=cuda, unsloth=unsloth)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from conftest import CONF, compose_cfg, run_cli
 from PIL import Image
 
 from degrade.config import RunConfig
 from degrade.errors import ConfigError
-
-from conftest import CONF, compose_cfg, run_cli
 
 GROUPS = ["model", "experiment", "degradation", "param_group", "generation"]
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
@@ -44,11 +43,14 @@ def test_limit_selects_first_prompts() -> None:
     assert [p.id for p in cfg.experiment.selected] == [p.id for p in cfg.experiment.prompts[:3]]
 
 
-@pytest.mark.parametrize(("override", "expected"), [
-    ("degradation.range={min:0,max:1,steps:5,spacing:linear}", [0.0, 0.25, 0.5, 0.75, 1.0]),
-    ("degradation.range={min:1,max:0.01,steps:3,spacing:geometric}", [1.0, 0.1, 0.01]),
-    ("degradation.levels=[0,0.3]", [0.0, 0.3]),
-])
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("degradation.range={min:0,max:1,steps:5,spacing:linear}", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ("degradation.range={min:1,max:0.01,steps:3,spacing:geometric}", [1.0, 0.1, 0.01]),
+        ("degradation.levels=[0,0.3]", [0.0, 0.3]),
+    ],
+)
 def test_levels_as_list_or_range(override: str, expected: list[float]) -> None:
     assert compose_cfg(override).degradation.levels == pytest.approx(expected)
 
@@ -58,37 +60,46 @@ def test_uni_quant_geometric_sweep_is_the_study_sweep() -> None:
     assert cfg.degradation.levels == [1024, 512, 256, 128, 64, 32, 16, 8, 4]
 
 
-@pytest.mark.parametrize(("overrides", "key", "allowed"), [
-    (["degradation.method=foo"], "degradation.method", "allowed: ablation, mult_gauss, none, uni_quant"),
-    (["degradation=ablation", "degradation.levels=[0,1.5]"], "degradation.levels", "0 ≤ p ≤ 1"),
-    (["degradation=mult_gauss", "degradation.levels=[-0.1]"], "degradation.levels", "σ ≥ 0"),
-    (["degradation=uni_quant", "degradation.levels=[3.5]"], "degradation.levels", "integer n ≥ 2"),
-    (["degradation.levels=[]"], "degradation.levels", "is empty"),
-    (["degradation.range={min:1,max:0,steps:0}"], "degradation.range", "steps must be an integer ≥ 1"),
-    (["degradation.range={min:0,max:1,steps:3,spacing:geometric}"], "degradation.range", "min > 0"),
-    (["degradation.range={min:0,max:1,steps:3,spacing:log}"], "degradation.range", "linear or geometric"),
-    (["generation.max_new_tokens=0"], "generation.max_new_tokens", "must be ≥ 1"),
-    (["generation.max_batch_size=0"], "generation.max_batch_size", "must be ≥ 1"),
-    (["param_group.kinds=[attn_x]"], "param_group.kinds", "allowed: attn_q"),
-    (["experiment.n_rep=0"], "experiment.n_rep", "≥ 1"),
-    (["experiment=cookie_theft"], "experiment.image.enabled", "text-only"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "key", "allowed"),
+    [
+        (["degradation.method=foo"], "degradation.method", "allowed: ablation, mult_gauss, none, uni_quant"),
+        (["degradation=ablation", "degradation.levels=[0,1.5]"], "degradation.levels", "0 ≤ p ≤ 1"),
+        (["degradation=mult_gauss", "degradation.levels=[-0.1]"], "degradation.levels", "σ ≥ 0"),
+        (["degradation=uni_quant", "degradation.levels=[3.5]"], "degradation.levels", "integer n ≥ 2"),
+        (["degradation.levels=[]"], "degradation.levels", "is empty"),
+        (["degradation.range={min:1,max:0,steps:0}"], "degradation.range", "steps must be an integer ≥ 1"),
+        (["degradation.range={min:0,max:1,steps:3,spacing:geometric}"], "degradation.range", "min > 0"),
+        (["degradation.range={min:0,max:1,steps:3,spacing:log}"], "degradation.range", "linear or geometric"),
+        (["generation.max_new_tokens=0"], "generation.max_new_tokens", "must be ≥ 1"),
+        (["generation.max_batch_size=0"], "generation.max_batch_size", "must be ≥ 1"),
+        (["param_group.kinds=[attn_x]"], "param_group.kinds", "allowed: attn_q"),
+        (["experiment.n_rep=0"], "experiment.n_rep", "≥ 1"),
+        (["experiment=cookie_theft"], "experiment.image.enabled", "text-only"),
+    ],
+)
 def test_bad_values_name_the_key_and_what_is_allowed(overrides: list[str], key: str, allowed: str) -> None:
     with pytest.raises(ConfigError) as err:
         compose_cfg(*overrides)
     assert str(err.value).startswith(f"{key}: ") and allowed in str(err.value)
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["degradation.method=foo"], "degradation.method: unknown 'foo'; allowed: ablation, mult_gauss, none, uni_quant"),
-    (["degradation=ablation", "degradation.levels=[2]"], "degradation.levels: 2 outside the domain of ablation"),
-    (["generation.max_new_tokens=0"], "generation.max_new_tokens: 0; must be ≥ 1"),
-    (["degradation.levels=[]"], "degradation.levels: is empty"),
-    (["degradation=foo"], "Could not find 'degradation/foo'"),
-    (["param_group=foo"], "Could not find 'param_group/foo'"),
-    (["generation.max_new_tokns=5"], "max_new_tokns"),
-    (["generation.max_new_tokens=abc"], "max_new_tokens"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["degradation.method=foo"],
+            "degradation.method: unknown 'foo'; allowed: ablation, mult_gauss, none, uni_quant",
+        ),
+        (["degradation=ablation", "degradation.levels=[2]"], "degradation.levels: 2 outside the domain of ablation"),
+        (["generation.max_new_tokens=0"], "generation.max_new_tokens: 0; must be ≥ 1"),
+        (["degradation.levels=[]"], "degradation.levels: is empty"),
+        (["degradation=foo"], "Could not find 'degradation/foo'"),
+        (["param_group=foo"], "Could not find 'param_group/foo'"),
+        (["generation.max_new_tokns=5"], "max_new_tokns"),
+        (["generation.max_new_tokens=abc"], "max_new_tokens"),
+    ],
+)
 def test_cli_bad_input_is_one_line_and_nonzero(tmp_path, args: list[str], needle: str) -> None:
     result = run_cli(*args, f"hydra.run.dir={tmp_path}/run", timeout=120)
     output = result.stdout + result.stderr

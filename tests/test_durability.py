@@ -14,13 +14,15 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import torch
+from conftest import ROOT, compose_cfg, run_cli
 
 from degrade import generation
 from degrade.config import MemoryConfig
@@ -30,17 +32,21 @@ from degrade.records import record_key as key
 from degrade.runner import json_name, run_job
 from degrade.store import LOCK, RecordStore
 
-from conftest import ROOT, compose_cfg, run_cli
-
 # The small job of most tests: 2 cells × 6 prompts = 12 records in 6 batches of 2.
-SMALL = {"model": "tiny_random", "experiment.limit": "6", "degradation.levels": "[0,0.5]",
-         "generation.max_batch_size": "2", "generation.max_new_tokens": "8"}
+SMALL = {
+    "model": "tiny_random",
+    "experiment.limit": "6",
+    "degradation.levels": "[0,0.5]",
+    "generation.max_batch_size": "2",
+    "generation.max_new_tokens": "8",
+}
 N_RECORDS = 12
 JSON_VIEW = "outputs_mult_gauss_tiny-random-llama_dreams.json"
 SECRET = "hf_secret_test_value"
 
 
 # --- helpers ---------------------------------------------------------------------------------
+
 
 def job_args(out: Path, changes: dict[str, str] | None = None) -> list[str]:
     """The small job's command-line overrides, with ``changes`` applied, and its run dir."""
@@ -49,8 +55,14 @@ def job_args(out: Path, changes: dict[str, str] | None = None) -> list[str]:
 
 def small_cfg(*extra: str, batch: int = 8):
     """The small job composed in-process (batches of up to ``batch``), plus ``extra`` overrides."""
-    return compose_cfg("model=tiny_random", "experiment.limit=6", "degradation.levels=[0,0.5]",
-                       f"generation.max_batch_size={batch}", "generation.max_new_tokens=4", *extra)
+    return compose_cfg(
+        "model=tiny_random",
+        "experiment.limit=6",
+        "degradation.levels=[0,0.5]",
+        f"generation.max_batch_size={batch}",
+        "generation.max_new_tokens=4",
+        *extra,
+    )
 
 
 def split_journal(out: Path) -> tuple[list[dict[str, Any]], bytes]:
@@ -58,7 +70,7 @@ def split_journal(out: Path) -> tuple[list[dict[str, Any]], bytes]:
     path = out / "records.jsonl"
     raw = path.read_bytes() if path.exists() else b""
     complete = raw[: raw.rfind(b"\n") + 1]
-    return [json.loads(line) for line in complete.splitlines()], raw[len(complete):]
+    return [json.loads(line) for line in complete.splitlines()], raw[len(complete) :]
 
 
 def journal(out: Path) -> list[dict[str, Any]]:
@@ -69,8 +81,11 @@ def journal(out: Path) -> list[dict[str, Any]]:
 
 def result_bytes(out: Path) -> dict[str, bytes]:
     """Every result file of a job dir: not Hydra's own (``.hydra/``, the log), not the lock."""
-    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*"))
-            if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log" and p.name != LOCK}
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and ".hydra" not in p.parts and p.suffix != ".log" and p.name != LOCK
+    }
 
 
 def assert_complete(out: Path, n: int = N_RECORDS, max_batch: int = 2, old: int = 0) -> list[dict[str, Any]]:
@@ -104,8 +119,13 @@ def assert_one_error_line(result: subprocess.CompletedProcess, *fragments: str) 
 
 def cli(*args: str, env: dict | None = None) -> subprocess.Popen:
     """``scripts/run.py`` started in the background, its output discarded."""
-    return subprocess.Popen([sys.executable, str(ROOT / "scripts" / "run.py"), *args], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, **(env or {})})
+    return subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "run.py"), *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, **(env or {})},
+    )
 
 
 @pytest.fixture(scope="module")
@@ -125,6 +145,7 @@ def finished_copy(finished, tmp_path) -> Path:
 
 # --- 1. kill anywhere, then run the same command again -----------------------------------------
 
+
 @dataclass(frozen=True)
 class Kill:
     """One instant at which a running job is killed, and what the kill must have left on disk."""
@@ -143,18 +164,34 @@ SLOW = (("generation.max_new_tokens", "32"),)  # batches slow enough to be caugh
 KILLS = [
     Kill("early", after_seconds=1.0, left=lambda out, before, tail: not (out / "records.jsonl").exists()),
     Kill("mid-run", after_lines=2, changes=SLOW, left=lambda out, before, tail: 2 <= len(before) < N_RECORDS),
-    Kill("view-rename", fault="views:2",  # the first cell's Parquet view, written but not renamed
-         left=lambda out, before, tail: len(before) == 6 and (out / ".records.parquet.tmp").exists()
-         and not (out / "records.parquet").exists()),
-    Kill("final-views", fault="views:3",  # every record journaled, the views still one cell behind
-         left=lambda out, before, tail: len(before) == N_RECORDS
-         and len(json.loads((out / JSON_VIEW).read_text())) == 6),
-    Kill("torn-append", fault="append:3",  # halfway through the third batch's write
-         left=lambda out, before, tail: tail != b"" and len(before) in (4, 5)),
+    Kill(
+        "view-rename",
+        fault="views:2",  # the first cell's Parquet view, written but not renamed
+        left=lambda out, before, tail: (
+            len(before) == 6 and (out / ".records.parquet.tmp").exists() and not (out / "records.parquet").exists()
+        ),
+    ),
+    Kill(
+        "final-views",
+        fault="views:3",  # every record journaled, the views still one cell behind
+        left=lambda out, before, tail: len(before) == N_RECORDS and len(json.loads((out / JSON_VIEW).read_text())) == 6,
+    ),
+    Kill(
+        "torn-append",
+        fault="append:3",  # halfway through the third batch's write
+        left=lambda out, before, tail: tail != b"" and len(before) in (4, 5),
+    ),
     # Ctrl-C during a batch: not a SIGKILL, so the views are rebuilt at exit and match the journal at once.
-    Kill("ctrl-c", after_lines=2, settle=0.03, sig=signal.SIGINT, changes=SLOW,
-         left=lambda out, before, tail: 2 <= len(before) < N_RECORDS and tail == b""
-         and json.loads((out / JSON_VIEW).read_text()) == before),
+    Kill(
+        "ctrl-c",
+        after_lines=2,
+        settle=0.03,
+        sig=signal.SIGINT,
+        changes=SLOW,
+        left=lambda out, before, tail: (
+            2 <= len(before) < N_RECORDS and tail == b"" and json.loads((out / JSON_VIEW).read_text()) == before
+        ),
+    ),
 ]
 
 
@@ -214,18 +251,31 @@ def test_ctrl_c_right_after_a_journal_write_leaves_views_matching_the_journal(tm
         run_job(small_cfg(batch=2), tmp_path)
     records = journal(tmp_path)
     assert len(records) == 4
-    assert len(json.loads((tmp_path / JSON_VIEW).read_text(encoding="utf-8"))) == len(records), \
+    assert len(json.loads((tmp_path / JSON_VIEW).read_text(encoding="utf-8"))) == len(records), (
         "the JSON view written at exit lacks records that are in the journal"
+    )
     assert json.loads((tmp_path / "metadata.json").read_text())["records"] == len(records)
 
 
 # --- 2. RecordStore: torn lines, unreadable lines, unreadable views, the original study's file ----------
 
+
 def fake_records(n: int) -> list[dict[str, Any]]:
     """``n`` minimal records of one cell (the key fields and an output)."""
-    return [{"experiment": "dreams", "model_name": "m", "degradation_method": "mult_gauss",
-             "param_group_name": "mlp_only", "level_value": 0.0, "repeat_index": 0, "prompt_id": f"p{i}",
-             "output": f"answer é {i}", "batch_size_effective": 1} for i in range(n)]
+    return [
+        {
+            "experiment": "dreams",
+            "model_name": "m",
+            "degradation_method": "mult_gauss",
+            "param_group_name": "mlp_only",
+            "level_value": 0.0,
+            "repeat_index": 0,
+            "prompt_id": f"p{i}",
+            "output": f"answer é {i}",
+            "batch_size_effective": 1,
+        }
+        for i in range(n)
+    ]
 
 
 def lines_of(records: list[dict[str, Any]]) -> bytes:
@@ -263,8 +313,11 @@ def test_dry_load_of_a_torn_journal_changes_nothing(tmp_path: Path) -> None:
     assert (tmp_path / "records.jsonl").read_bytes() == data and os.listdir(tmp_path) == ["records.jsonl"]
 
 
-@pytest.mark.parametrize("line", [b'{"prompt_id": "p2", "output": garbage', b"null", b"[1, 2]",
-                                  b'{"prompt_id": "p2"}'], ids=["not-json", "null", "array", "not-a-record"])
+@pytest.mark.parametrize(
+    "line",
+    [b'{"prompt_id": "p2", "output": garbage', b"null", b"[1, 2]", b'{"prompt_id": "p2"}'],
+    ids=["not-json", "null", "array", "not-a-record"],
+)
 def test_unreadable_middle_line_stops_and_changes_nothing(tmp_path: Path, line: bytes) -> None:
     """Any line that is not a record (JSON or not) is an error naming it; the journal stays as it was."""
     lines = lines_of(fake_records(5)).splitlines(keepends=True)
@@ -298,12 +351,30 @@ def test_unreadable_view_is_kept_aside_and_rebuilt(tmp_path: Path, view: str) ->
 
 def old_study_records(cfg, prompt_ids: list[str]) -> list[dict[str, Any]]:
     """Records as the original study wrote them: its own fields only, the level in ``std_dev``."""
-    return [{"timestamp": "2025-03-01 12:00:00", "model_name": cfg.model.name, "prompt_group": "dreams",
-             "prompt_id": pid, "prompt_text": "old prompt", "output": f"old answer {pid}" + " and on" * i,
-             "std_dev": 0.0, "repeat_index": 0, "temperature": 1.0, "do_sample": True,
-             "param_group_name": cfg.param_group.name, "seed": 42, "duration": 3.5, "tokens": 17,
-             "degradation_method": "mult_gauss", "usar_4bit": False,
-             "entorno": "colab", "force_run": False, "usar_data_parallel": False} for i, pid in enumerate(prompt_ids)]
+    return [
+        {
+            "timestamp": "2025-03-01 12:00:00",
+            "model_name": cfg.model.name,
+            "prompt_group": "dreams",
+            "prompt_id": pid,
+            "prompt_text": "old prompt",
+            "output": f"old answer {pid}" + " and on" * i,
+            "std_dev": 0.0,
+            "repeat_index": 0,
+            "temperature": 1.0,
+            "do_sample": True,
+            "param_group_name": cfg.param_group.name,
+            "seed": 42,
+            "duration": 3.5,
+            "tokens": 17,
+            "degradation_method": "mult_gauss",
+            "usar_4bit": False,
+            "entorno": "colab",
+            "force_run": False,
+            "usar_data_parallel": False,
+        }
+        for i, pid in enumerate(prompt_ids)
+    ]
 
 
 @pytest.mark.slow
@@ -348,6 +419,7 @@ def test_kill_while_importing_the_study_json_loses_no_old_record(tmp_path: Path)
 
 # --- 3. only missing prompts, never padded; 4. force_run -------------------------------------------
 
+
 @pytest.mark.slow
 def test_resume_generates_only_the_missing_prompts_in_unpadded_batches(tmp_path: Path) -> None:
     cfg = small_cfg()
@@ -362,7 +434,7 @@ def test_resume_generates_only_the_missing_prompts_in_unpadded_batches(tmp_path:
     assert (summary.generated, summary.skipped) == (3, N_RECORDS - 3)
     after = assert_complete(tmp_path, max_batch=8)
     assert after[: len(kept)] == kept
-    new = after[len(kept):]
+    new = after[len(kept) :]
     assert sorted(key(r) for r in new) == sorted(key(r) for r in dropped)
     assert all(r["batch_size_effective"] <= 3 for r in new)
 
@@ -381,8 +453,10 @@ def test_records_in_the_json_view_but_not_the_journal_are_added_not_lost(tmp_pat
 @pytest.mark.slow
 def test_force_run_keeps_old_files_aside_and_recomputes_everything(tmp_path: Path) -> None:
     run_job(small_cfg(), tmp_path)
-    old = {name: (tmp_path / name).read_bytes()
-           for name in ("records.jsonl", JSON_VIEW, "records.parquet", "metadata.json")}
+    old = {
+        name: (tmp_path / name).read_bytes()
+        for name in ("records.jsonl", JSON_VIEW, "records.parquet", "metadata.json")
+    }
     old_times = {r["timestamp"] for r in journal(tmp_path)}
     time.sleep(1.1)  # new timestamps (second resolution) tell the recomputed records apart
 
@@ -395,6 +469,7 @@ def test_force_run_keeps_old_files_aside_and_recomputes_everything(tmp_path: Pat
 
 
 # --- 5. a re-run sweep finds its job dirs ------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_rerun_sweep_resumes_each_job_in_its_own_dir(tmp_path: Path) -> None:
@@ -417,6 +492,7 @@ def test_rerun_sweep_resumes_each_job_in_its_own_dir(tmp_path: Path) -> None:
 
 
 # --- 6. memory policy --------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_out_of_memory_halves_the_batch_and_loses_no_prompt(tmp_path: Path, monkeypatch, caplog) -> None:
@@ -441,8 +517,12 @@ def test_out_of_memory_halves_the_batch_and_loses_no_prompt(tmp_path: Path, monk
 def memory_policy(*readings: float, size: int = 8) -> MemoryPolicy:
     """A policy for batches of up to ``size`` that reads ``readings`` in turn instead of real memory."""
     it = iter(readings)
-    return MemoryPolicy(MemoryConfig(critical_percent=95, warn_percent=90, grow_below_percent=40),
-                        torch.device("cpu"), size, usage=lambda device: next(it))
+    return MemoryPolicy(
+        MemoryConfig(critical_percent=95, warn_percent=90, grow_below_percent=40),
+        torch.device("cpu"),
+        size,
+        usage=lambda device: next(it),
+    )
 
 
 def test_memory_policy_grows_back_below_the_threshold() -> None:
@@ -489,14 +569,17 @@ def test_out_of_memory_on_one_prompt_gives_up_with_advice() -> None:
         memory_policy().on_out_of_memory(1)
 
 
-@pytest.mark.parametrize(("exc", "oom"), [
-    (torch.cuda.OutOfMemoryError("CUDA out of memory"), True),
-    (MemoryError(), True),
-    (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), True),
-    (RuntimeError("CUDA error: out of memory"), True),
-    (RuntimeError("shape '[2, 3]' is invalid for input of size 5"), False),
-    (ValueError("out of memory"), False),
-])
+@pytest.mark.parametrize(
+    ("exc", "oom"),
+    [
+        (torch.cuda.OutOfMemoryError("CUDA out of memory"), True),
+        (MemoryError(), True),
+        (RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate memory"), True),
+        (RuntimeError("CUDA error: out of memory"), True),
+        (RuntimeError("shape '[2, 3]' is invalid for input of size 5"), False),
+        (ValueError("out of memory"), False),
+    ],
+)
 def test_is_out_of_memory(exc: BaseException, oom: bool) -> None:
     assert is_out_of_memory(exc) is oom
 
@@ -504,14 +587,16 @@ def test_is_out_of_memory(exc: BaseException, oom: bool) -> None:
 @pytest.mark.slow
 def test_critical_memory_stops_with_code_3_and_keeps_the_first_batch(tmp_path: Path) -> None:
     out = tmp_path / "run"
-    result = run_cli(*job_args(out), "memory.grow_below_percent=0.1", "memory.warn_percent=0.5",
-                     "memory.critical_percent=1")
+    result = run_cli(
+        *job_args(out), "memory.grow_below_percent=0.1", "memory.warn_percent=0.5", "memory.critical_percent=1"
+    )
     assert result.returncode == 3, result.stdout + result.stderr
     assert_one_error_line(result, "memory.critical_percent=1", "run the same command")
     assert_complete(out, n=2)
 
 
 # --- 7. dry run --------------------------------------------------------------------------------
+
 
 @pytest.mark.slow
 def test_dry_run_prints_the_plan_and_writes_no_record(tmp_path: Path) -> None:
@@ -540,11 +625,15 @@ def test_dry_run_on_an_interrupted_dir_changes_no_byte(finished_copy: Path) -> N
 # --- 8. bad input ------------------------------------------------------------------------------
 
 BAD = {  # overrides of the small job → what its one error line must say
-    "unknown-method": ({"degradation.method": "shuffle"},
-                       ["degradation.method", "'shuffle'", "allowed: ablation, mult_gauss, none, uni_quant"]),
+    "unknown-method": (
+        {"degradation.method": "shuffle"},
+        ["degradation.method", "'shuffle'", "allowed: ablation, mult_gauss, none, uni_quant"],
+    ),
     "unknown-kind": ({"param_group.kinds": "[mlp_up,ffn]"}, ["param_group.kinds", "ffn", "allowed: ", "mlp_gate"]),
-    "level-outside-domain": ({"degradation": "ablation", "degradation.levels": "[0,1.5]"},
-                             ["degradation.levels", "1.5", "0 ≤ p ≤ 1"]),
+    "level-outside-domain": (
+        {"degradation": "ablation", "degradation.levels": "[0,1.5]"},
+        ["degradation.levels", "1.5", "0 ≤ p ≤ 1"],
+    ),
     "max-new-tokens-0": ({"generation.max_new_tokens": "0"}, ["generation.max_new_tokens", "0", "≥ 1"]),
     "image-on-text-model": ({"experiment": "cookie_theft"}, ["experiment.image.enabled", "text-only", "multimodal"]),
 }
@@ -590,8 +679,9 @@ def test_second_job_on_a_held_dir_stops_in_one_line(finished_copy: Path) -> None
     assert run_cli(*job_args(finished_copy)).returncode == 0  # released with the holder
 
 
-@pytest.mark.parametrize("line", [b'{"timestamp": "2026-\x00garbage', b'{"prompt_id": "dreams_05"}'],
-                         ids=["not-json", "not-a-record"])
+@pytest.mark.parametrize(
+    "line", [b'{"timestamp": "2026-\x00garbage', b'{"prompt_id": "dreams_05"}'], ids=["not-json", "not-a-record"]
+)
 def test_corrupt_journal_line_stops_the_job_and_is_left_untouched(finished_copy: Path, line: bytes) -> None:
     lines = (finished_copy / "records.jsonl").read_bytes().splitlines(keepends=True)
     lines[4] = line + b"\n"
@@ -608,7 +698,8 @@ def test_hf_token_is_written_nowhere(finished) -> None:
     out, result = finished
     assert SECRET not in result.stdout + result.stderr
     files = [p for p in out.rglob("*") if p.is_file()]
-    assert {"records.jsonl", JSON_VIEW, "records.parquet", "metadata.json", "run.log", "config.yaml",
-            "hydra.yaml"} <= {p.name for p in files}
+    assert {"records.jsonl", JSON_VIEW, "records.parquet", "metadata.json", "run.log", "config.yaml", "hydra.yaml"} <= {
+        p.name for p in files
+    }
     leaks = [str(p.relative_to(out)) for p in files if SECRET.encode() in p.read_bytes()]
     assert not leaks, f"HF_TOKEN written to {leaks}"

@@ -7,23 +7,35 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import torch
+from conftest import compose_cfg, run_cli
 
 from degrade.records import FIELDS
 from degrade.runner import run_job
 
-from conftest import compose_cfg, run_cli
-
-OLD_FIELDS = ["timestamp", "model_name", "prompt_group", "prompt_id", "prompt_text", "output", "std_dev",
-              "repeat_index", "temperature", "do_sample", "param_group_name", "seed", "duration", "tokens",
-              "degradation_method", "usar_4bit"]
+OLD_FIELDS = [
+    "timestamp",
+    "model_name",
+    "prompt_group",
+    "prompt_id",
+    "prompt_text",
+    "output",
+    "std_dev",
+    "repeat_index",
+    "temperature",
+    "do_sample",
+    "param_group_name",
+    "seed",
+    "duration",
+    "tokens",
+    "degradation_method",
+    "usar_4bit",
+]
 
 
 @pytest.fixture(scope="module")
 def embedded_run(tmp_path_factory, embedded_dir) -> tuple[Path, list[str]]:
     out = tmp_path_factory.mktemp("embedded") / "run"
-    args = ["experiment.limit=4", "degradation.levels=[0,0.4]", "generation.max_new_tokens=24",
-            f"hydra.run.dir={out}"]
+    args = ["experiment.limit=4", "degradation.levels=[0,0.4]", "generation.max_new_tokens=24", f"hydra.run.dir={out}"]
     result = run_cli(*args)
     assert result.returncode == 0, result.stdout + result.stderr
     return out, args
@@ -54,13 +66,21 @@ def test_embedded_records_say_what_happened(embedded_run) -> None:
     assert not frame.output.str.contains("<|im_start|>", regex=False).any()
     assert not any(p in o for p, o in zip(frame.prompt_text, frame.output))
     assert set(frame.experiment_id) == {"mult_gauss|smollm2-135m-instruct|dreams"}
-    assert frame.gen_params.iloc[0] == {"temperature": 1.0, "do_sample": False, "max_new_tokens": 24, "top_k": 50,
-                                        "top_p": 1.0, "repetition_penalty": 1.0}
+    assert frame.gen_params.iloc[0] == {
+        "temperature": 1.0,
+        "do_sample": False,
+        "max_new_tokens": 24,
+        "top_k": 50,
+        "top_p": 1.0,
+        "repetition_penalty": 1.0,
+    }
     clean = frame[frame.level_value == 0].set_index("prompt_id").output
     damaged = frame[frame.level_value == 0.4].set_index("prompt_id").output
     assert (clean != damaged[clean.index]).mean() >= 0.75
     assert frame[frame.level_value == 0].weights_fingerprint.nunique() == 1
-    assert set(frame[frame.level_value == 0].weights_fingerprint) != set(frame[frame.level_value == 0.4].weights_fingerprint)
+    assert set(frame[frame.level_value == 0].weights_fingerprint) != set(
+        frame[frame.level_value == 0.4].weights_fingerprint
+    )
 
 
 @pytest.mark.slow
@@ -78,8 +98,14 @@ def test_embedded_metadata_and_resume(embedded_run) -> None:
 
 
 def test_tiny_job_in_process_counts_and_seeds(tmp_path) -> None:
-    cfg = compose_cfg("model=tiny_random", "experiment.limit=3", "experiment.n_rep=2",
-                      "degradation=ablation", "degradation.levels=[0,0.5]", "generation.max_new_tokens=4")
+    cfg = compose_cfg(
+        "model=tiny_random",
+        "experiment.limit=3",
+        "experiment.n_rep=2",
+        "degradation=ablation",
+        "degradation.levels=[0,0.5]",
+        "generation.max_new_tokens=4",
+    )
     summary = run_job(cfg, tmp_path)
     frame = pd.read_parquet(tmp_path / "records.parquet")
     assert summary.records == len(frame) == 2 * 2 * 3
@@ -89,14 +115,19 @@ def test_tiny_job_in_process_counts_and_seeds(tmp_path) -> None:
 
 
 def test_local_save_pretrained_dir_is_a_source(tmp_path, embedded_dir) -> None:
-    from transformers import AutoTokenizer
     from degrade.tiny import build_random_model
 
     model, tokenizer = build_random_model("qwen2", tokenizer_dir=embedded_dir, seed=3)
     model.save_pretrained(tmp_path / "model")
     tokenizer.save_pretrained(tmp_path / "model")
-    cfg = compose_cfg("model=tiny_random", f"model.source={tmp_path / 'model'}", "model.name=my-qwen",
-                      "experiment.limit=2", "degradation.levels=[0]", "generation.max_new_tokens=3")
+    cfg = compose_cfg(
+        "model=tiny_random",
+        f"model.source={tmp_path / 'model'}",
+        "model.name=my-qwen",
+        "experiment.limit=2",
+        "degradation.levels=[0]",
+        "generation.max_new_tokens=3",
+    )
     run_job(cfg, tmp_path / "run")
     meta = json.loads((tmp_path / "run" / "metadata.json").read_text())
     assert meta["model"]["source"] == str((tmp_path / "model").resolve())
@@ -113,8 +144,15 @@ def test_group_matching_nothing_fails_before_generation(tmp_path) -> None:
 
 
 def test_perplexity_once_per_level_and_grows_with_damage(tmp_path) -> None:
-    cfg = compose_cfg("model=tiny_random", "experiment.limit=2", "experiment.n_rep=2", "experiment.perplexity.enabled=true",
-                      "degradation=ablation", "degradation.levels=[0,0.9]", "generation.max_new_tokens=2")
+    cfg = compose_cfg(
+        "model=tiny_random",
+        "experiment.limit=2",
+        "experiment.n_rep=2",
+        "experiment.perplexity.enabled=true",
+        "degradation=ablation",
+        "degradation.levels=[0,0.9]",
+        "generation.max_new_tokens=2",
+    )
     run_job(cfg, tmp_path)
     frame = pd.read_parquet(tmp_path / "records.parquet")
     per_level = frame.groupby("level_value").perplexity.agg(["nunique", "first"])
@@ -137,9 +175,15 @@ def test_cookie_theft_on_the_tiny_vlm_end_to_end(tmp_path) -> None:
     image = Image.new("RGB", (120, 90), "white")
     ImageDraw.Draw(image).rectangle([10, 40, 40, 80], fill="brown")
     image.save(picture)
-    result = run_cli("experiment=cookie_theft", "degradation=uni_quant", "model=tiny_random_vlm",
-                     f"experiment.image.path={picture}", "experiment.limit=2", "generation.max_new_tokens=4",
-                     f"hydra.run.dir={tmp_path / 'run'}")
+    result = run_cli(
+        "experiment=cookie_theft",
+        "degradation=uni_quant",
+        "model=tiny_random_vlm",
+        f"experiment.image.path={picture}",
+        "experiment.limit=2",
+        "generation.max_new_tokens=4",
+        f"hydra.run.dir={tmp_path / 'run'}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     frame = pd.read_parquet(tmp_path / "run" / "records.parquet")
     assert len(frame) == 2 * 5 and frame.image_used.all() and set(frame.image_filename) == {"kitchen.png"}
@@ -147,12 +191,20 @@ def test_cookie_theft_on_the_tiny_vlm_end_to_end(tmp_path) -> None:
     assert sorted(frame.level_value.unique()) == [0, 4, 16, 64, 256]
 
 
-@pytest.mark.parametrize(("args", "needle"), [
-    (["experiment=cookie_theft", "experiment.image.path=/nonexistent/picture.png"], "model smollm2-135m-instruct is text-only"),
-    (["experiment=cookie_theft", "model=tiny_random_vlm", "experiment.image.path=/nonexistent/picture.png"],
-     "experiment.image.path: /nonexistent/picture.png: no such file"),
-    (["experiment=cookie_theft", "model=tiny_random_vlm"], "experiment.image.path: missing"),
-])
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (
+            ["experiment=cookie_theft", "experiment.image.path=/nonexistent/picture.png"],
+            "model smollm2-135m-instruct is text-only",
+        ),
+        (
+            ["experiment=cookie_theft", "model=tiny_random_vlm", "experiment.image.path=/nonexistent/picture.png"],
+            "experiment.image.path: /nonexistent/picture.png: no such file",
+        ),
+        (["experiment=cookie_theft", "model=tiny_random_vlm"], "experiment.image.path: missing"),
+    ],
+)
 def test_image_mistakes_are_one_line(tmp_path, args: list[str], needle: str) -> None:
     result = run_cli(*args, f"hydra.run.dir={tmp_path}")
     output = result.stdout + result.stderr

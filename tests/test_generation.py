@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoTokenizer
+from conftest import build_tiny, compose_cfg
 from tokenizers.processors import TemplateProcessing
+from transformers import AutoTokenizer
 
 from degrade import generation
 from degrade.generation import batches, effective_params, encode
-
-from conftest import build_tiny, compose_cfg
 
 
 @pytest.fixture(scope="module")
@@ -31,9 +30,12 @@ def test_no_double_bos_when_tokenizer_adds_one_and_template_writes_one(embedded_
     tok = AutoTokenizer.from_pretrained(embedded_dir)
     tok.bos_token = "<|endoftext|>"
     tok._tokenizer.post_processor = TemplateProcessing(
-        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", tok.convert_tokens_to_ids("<|endoftext|>"))])
-    tok.chat_template = ("{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
-                         "<end_of_turn>\n{% endfor %}<start_of_turn>model\n")
+        single="<|endoftext|> $A", special_tokens=[("<|endoftext|>", tok.convert_tokens_to_ids("<|endoftext|>"))]
+    )
+    tok.chat_template = (
+        "{{ bos_token }}{% for m in messages %}<start_of_turn>{{ m['role'] }}\n{{ m['content'] }}"
+        "<end_of_turn>\n{% endfor %}<start_of_turn>model\n"
+    )
     assert tok("hi").input_ids[0] == tok.bos_token_id  # the tokenizer alone does add one
     ids = encode(tok, "Describe the picture.")
     assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1
@@ -49,15 +51,22 @@ def test_effective_params_fill_from_model_then_library() -> None:
     model.generation_config.top_k = 64
     model.generation_config.top_p = 0.95
     params = effective_params(model, compose_cfg("generation=sampling").generation)
-    assert params == {"temperature": 1.0, "do_sample": True, "max_new_tokens": 350, "top_k": 64, "top_p": 0.95,
-                      "repetition_penalty": 1.0}
+    assert params == {
+        "temperature": 1.0,
+        "do_sample": True,
+        "max_new_tokens": 350,
+        "top_k": 64,
+        "top_p": 0.95,
+        "repetition_penalty": 1.0,
+    }
     params = effective_params(model, compose_cfg("generation=sampling", "generation.top_k=10").generation)
     assert params["top_k"] == 10
 
 
 def test_generate_returns_continuation_only_with_token_counts(tokenizer) -> None:
-    from degrade.tiny import tiny_config
     from transformers import AutoModelForCausalLM
+
+    from degrade.tiny import tiny_config
 
     torch.manual_seed(0)
     model = AutoModelForCausalLM.from_config(tiny_config("llama", vocab=len(tokenizer))).eval()

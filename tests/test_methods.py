@@ -41,14 +41,16 @@ def test_every_registered_method_has_a_damaging_level_here() -> None:
 
 # --- mult_gauss ---------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("sigma", [0.01, 0.1, 0.5, 1.0])
-def test_mult_gauss_relative_noise_has_std_sigma_and_mean_zero(weight_away_from_zero: torch.Tensor,
-                                                               sigma: float) -> None:
+def test_mult_gauss_relative_noise_has_std_sigma_and_mean_zero(
+    weight_away_from_zero: torch.Tensor, sigma: float
+) -> None:
     """W′/W − 1 is ε ~ N(0, σ²): its std is σ (within 2 %) and its mean 0 (within 5 standard errors)."""
     out = mult_gauss(weight_away_from_zero, sigma, generator=gen())
     eps = (out / weight_away_from_zero - 1).double()
     assert eps.std().item() == pytest.approx(sigma, rel=0.02)
-    assert abs(eps.mean().item()) < 5 * sigma / N ** 0.5
+    assert abs(eps.mean().item()) < 5 * sigma / N**0.5
     # Multiplicative: the sign of a weight flips only where ε < −1, never for small σ.
     if sigma <= 0.1:
         assert torch.equal(torch.sign(out), torch.sign(weight_away_from_zero))
@@ -61,6 +63,7 @@ def test_mult_gauss_keeps_zeros_at_zero() -> None:
 
 
 # --- ablation -----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("p", [0.05, 0.2, 0.5, 0.9])
 def test_ablation_zeroes_share_p_and_keeps_the_rest(weight: torch.Tensor, p: float) -> None:
@@ -85,6 +88,7 @@ def test_ablation_p0_is_identity(weight: torch.Tensor) -> None:
 
 
 # --- uni_quant ----------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("n", [2, 4, 16, 256])
 def test_uni_quant_at_most_n_values_on_a_uniform_grid(weight: torch.Tensor, n: int) -> None:
@@ -130,6 +134,7 @@ def test_uni_quant_constant_tensor_is_left_alone() -> None:
 
 # --- every method -------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_level_zero_is_identity(weight: torch.Tensor, name: str) -> None:
     """Level 0 is the clean model for every registered method."""
@@ -158,6 +163,7 @@ def test_random_methods_differ_across_seeds(weight: torch.Tensor, name: str) -> 
 
 # --- common random numbers ----------------------------------------------------------------
 
+
 def test_ablation_masks_are_nested_across_levels(weight: torch.Tensor) -> None:
     """With one seed, the zeros at p = 0.2 are a subset of the zeros at p = 0.5 (and of p = 0.8)."""
     zeros = {p: ablation(weight, p, generator=gen(3)) == 0 for p in (0.2, 0.5, 0.8)}
@@ -176,17 +182,21 @@ def test_mult_gauss_noise_scales_linearly_with_sigma(weight: torch.Tensor) -> No
 
 # --- resolve_levels -----------------------------------------------------------------------
 
-@pytest.mark.parametrize(("spec", "name", "expected"), [
-    ([0, 0.1, 0.2], "mult_gauss", [0.0, 0.1, 0.2]),
-    ((0, 1), "ablation", [0.0, 1.0]),
-    (0.3, "mult_gauss", [0.3]),
-    ([0, 1024, 4], "uni_quant", [0.0, 1024.0, 4.0]),
-    ([0], "none", [0.0]),
-    ({"min": 0, "max": 1, "steps": 5}, "ablation", [0.0, 0.25, 0.5, 0.75, 1.0]),
-    ({"min": 0, "max": 0.5, "steps": 3, "spacing": "linear"}, "mult_gauss", [0.0, 0.25, 0.5]),
-    ({"min": 1, "max": 0.01, "steps": 3, "spacing": "geometric"}, "mult_gauss", [1.0, 0.1, 0.01]),
-    ({"min": 0.01, "max": 1, "steps": 3, "spacing": "geometric"}, "ablation", [0.01, 0.1, 1.0]),
-])
+
+@pytest.mark.parametrize(
+    ("spec", "name", "expected"),
+    [
+        ([0, 0.1, 0.2], "mult_gauss", [0.0, 0.1, 0.2]),
+        ((0, 1), "ablation", [0.0, 1.0]),
+        (0.3, "mult_gauss", [0.3]),
+        ([0, 1024, 4], "uni_quant", [0.0, 1024.0, 4.0]),
+        ([0], "none", [0.0]),
+        ({"min": 0, "max": 1, "steps": 5}, "ablation", [0.0, 0.25, 0.5, 0.75, 1.0]),
+        ({"min": 0, "max": 0.5, "steps": 3, "spacing": "linear"}, "mult_gauss", [0.0, 0.25, 0.5]),
+        ({"min": 1, "max": 0.01, "steps": 3, "spacing": "geometric"}, "mult_gauss", [1.0, 0.1, 0.01]),
+        ({"min": 0.01, "max": 1, "steps": 3, "spacing": "geometric"}, "ablation", [0.01, 0.1, 1.0]),
+    ],
+)
 def test_resolve_levels(spec: object, name: str, expected: list[float]) -> None:
     """Lists, scalars and linear/geometric ranges become the ordered list of float levels."""
     levels = resolve_levels(spec, name)
@@ -200,13 +210,20 @@ def test_uni_quant_geometric_range_is_the_study_sweep() -> None:
     assert resolve_levels(spec, "uni_quant") == [1024.0, 512.0, 256.0, 128.0, 64.0, 32.0, 16.0, 8.0, 4.0]
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ({"min": 2, "max": 8, "steps": 10}, [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
-    ({"min": 64, "max": 2, "steps": 12, "spacing": "geometric"},
-     [64.0, 47.0, 34.0, 25.0, 18.0, 13.0, 10.0, 7.0, 5.0, 4.0, 3.0, 2.0]),
-    ({"min": 16, "max": 2, "steps": 30, "spacing": "geometric"},
-     [16.0, 15.0, 14.0, 13.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0]),
-])
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ({"min": 2, "max": 8, "steps": 10}, [2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0]),
+        (
+            {"min": 64, "max": 2, "steps": 12, "spacing": "geometric"},
+            [64.0, 47.0, 34.0, 25.0, 18.0, 13.0, 10.0, 7.0, 5.0, 4.0, 3.0, 2.0],
+        ),
+        (
+            {"min": 16, "max": 2, "steps": 30, "spacing": "geometric"},
+            [16.0, 15.0, 14.0, 13.0, 12.0, 11.0, 10.0, 9.0, 8.0, 7.0, 6.0, 5.0, 4.0, 3.0, 2.0],
+        ),
+    ],
+)
 def test_uni_quant_range_is_rounded_unique_and_in_order(spec: dict, expected: list[float]) -> None:
     """A computed sweep of n is rounded to integers, each n kept once, in the order of the range."""
     levels = resolve_levels(spec, "uni_quant")
@@ -214,17 +231,20 @@ def test_uni_quant_range_is_rounded_unique_and_in_order(spec: dict, expected: li
     assert all(v.is_integer() for v in levels) and len(set(levels)) == len(levels)
 
 
-@pytest.mark.parametrize(("spec", "name", "needle"), [
-    ([0, 1.5], "ablation", "0 ≤ p ≤ 1"),
-    ([-0.1], "mult_gauss", "σ ≥ 0"),
-    ([float("nan")], "mult_gauss", "σ ≥ 0"),
-    ([float("inf")], "mult_gauss", "σ ≥ 0"),
-    ([1], "uni_quant", "integer n ≥ 2"),
-    ([3.5], "uni_quant", "integer n ≥ 2"),
-    ({"min": 1024, "max": 1, "steps": 11, "spacing": "geometric"}, "uni_quant", "integer n ≥ 2"),
-    ({"min": 0, "max": 2, "steps": 3}, "ablation", "0 ≤ p ≤ 1"),
-    ([0.1], "none", "0 (the clean model)"),
-])
+@pytest.mark.parametrize(
+    ("spec", "name", "needle"),
+    [
+        ([0, 1.5], "ablation", "0 ≤ p ≤ 1"),
+        ([-0.1], "mult_gauss", "σ ≥ 0"),
+        ([float("nan")], "mult_gauss", "σ ≥ 0"),
+        ([float("inf")], "mult_gauss", "σ ≥ 0"),
+        ([1], "uni_quant", "integer n ≥ 2"),
+        ([3.5], "uni_quant", "integer n ≥ 2"),
+        ({"min": 1024, "max": 1, "steps": 11, "spacing": "geometric"}, "uni_quant", "integer n ≥ 2"),
+        ({"min": 0, "max": 2, "steps": 3}, "ablation", "0 ≤ p ≤ 1"),
+        ([0.1], "none", "0 (the clean model)"),
+    ],
+)
 def test_levels_outside_the_domain_name_the_domain(spec: object, name: str, needle: str) -> None:
     """A level outside the method's domain fails with a message naming the method and its domain."""
     with pytest.raises(ValueError) as info:
@@ -239,18 +259,21 @@ def test_out_of_domain_message_names_the_bad_levels() -> None:
         resolve_levels([0, 0.5, 1.5, 2], "ablation")
 
 
-@pytest.mark.parametrize(("spec", "needle"), [
-    ([], "empty"),
-    (["a"], "numbers"),
-    ([True], "numbers"),
-    ("0.1", "list of numbers"),
-    ({"min": 0, "max": 1}, "min, max, steps"),
-    ({"min": 0, "max": 1, "steps": 3, "step": 1}, "min, max, steps"),
-    ({"min": 0, "max": 1, "steps": 0}, "steps must be an integer ≥ 1"),
-    ({"min": 0, "max": 1, "steps": 2.5}, "steps must be an integer ≥ 1"),
-    ({"min": 0, "max": 1, "steps": 3, "spacing": "log"}, "linear or geometric"),
-    ({"min": 0, "max": 1, "steps": 3, "spacing": "geometric"}, "min > 0 and max > 0"),
-])
+@pytest.mark.parametrize(
+    ("spec", "needle"),
+    [
+        ([], "empty"),
+        (["a"], "numbers"),
+        ([True], "numbers"),
+        ("0.1", "list of numbers"),
+        ({"min": 0, "max": 1}, "min, max, steps"),
+        ({"min": 0, "max": 1, "steps": 3, "step": 1}, "min, max, steps"),
+        ({"min": 0, "max": 1, "steps": 0}, "steps must be an integer ≥ 1"),
+        ({"min": 0, "max": 1, "steps": 2.5}, "steps must be an integer ≥ 1"),
+        ({"min": 0, "max": 1, "steps": 3, "spacing": "log"}, "linear or geometric"),
+        ({"min": 0, "max": 1, "steps": 3, "spacing": "geometric"}, "min > 0 and max > 0"),
+    ],
+)
 def test_malformed_level_specs_say_what_is_allowed(spec: object, needle: str) -> None:
     """Empty lists, non-numbers and malformed ranges fail with a ValueError saying what is wrong."""
     with pytest.raises(ValueError, match=needle):

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
+from conftest import CONF, build_tiny, compose_cfg
 from torch import nn
 
 from degrade import damage
 from degrade.config import ParamGroupConfig
 from degrade.errors import DegradeError
 from degrade.params import KINDS, ResolvedGroup, candidates, resolve_group
-
-from conftest import CONF, build_tiny, compose_cfg
 
 GROUP_NAMES = sorted(p.stem for p in (CONF / "param_group").glob("*.yaml"))
 TEXT_ARCHS = ["llama", "qwen2", "mistral", "gpt2", "gemma3"]
@@ -24,13 +23,13 @@ LM_GROUPS = ["attn_only", "attn", "mlp", "mlp_only", "embed", "embed_only", "all
 NOT_ON_TEXT = {"vision": "vision"}
 
 
-@lru_cache(maxsize=None)
+@cache
 def group_cfg(name: str) -> ParamGroupConfig:
     """The typed config of ``param_group=name`` (composed once per name)."""
     return compose_cfg(f"param_group={name}").param_group
 
 
-@lru_cache(maxsize=None)
+@cache
 def model_of(arch: str) -> nn.Module:
     """A tiny random ``arch`` shared by the read-only tests (tests that damage build their own)."""
     return build_tiny(arch)
@@ -51,6 +50,7 @@ def test_the_groups_are_globbed() -> None:
 
 
 # --- every YAML on Llama ------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("name", GROUP_NAMES)
 def test_every_group_resolves_on_llama_or_says_why_not(name: str) -> None:
@@ -80,14 +80,16 @@ def test_group_summary_is_what_a_run_saves() -> None:
 
 # --- the study's groups on every layout ---------------------------------------------------
 
+
 @pytest.mark.parametrize("arch", ["llama", "qwen2", "mistral", "gemma3", "gemma3_vlm"])
 def test_attn_only_is_the_value_projections_one_per_layer(arch: str) -> None:
     """attn_only is exactly the language model's v_proj weights, one per decoder layer."""
     model = model_of(arch)
     layers = model.config.get_text_config().num_hidden_layers
     group = resolve(arch, "attn_only")
-    expected = {n for n, _ in model.named_parameters()
-                if n.endswith("self_attn.v_proj.weight") and "vision_tower" not in n}
+    expected = {
+        n for n, _ in model.named_parameters() if n.endswith("self_attn.v_proj.weight") and "vision_tower" not in n
+    }
     assert set(group.names) == expected
     assert len(group.names) == layers
     assert sorted(t.layer for t in group.targets) == list(range(layers))
@@ -106,22 +108,28 @@ def test_mlp_only_is_gate_up_down(arch: str) -> None:
     layers = model.config.get_text_config().num_hidden_layers
     group = resolve(arch, "mlp_only")
     leaves = ("c_fc", "c_proj") if arch == "gpt2" else ("gate_proj", "up_proj", "down_proj")
-    expected = {n for n, _ in model.named_parameters()
-                if any(n.endswith(f"mlp.{leaf}.weight") for leaf in leaves) and "vision_tower" not in n}
+    expected = {
+        n
+        for n, _ in model.named_parameters()
+        if any(n.endswith(f"mlp.{leaf}.weight") for leaf in leaves) and "vision_tower" not in n
+    }
     assert set(group.names) == expected
     assert len(group.names) == layers * len(leaves)
     assert set(kinds_of(group)) == ({"mlp_up", "mlp_down"} if arch == "gpt2" else {"mlp_gate", "mlp_up", "mlp_down"})
     assert set(resolve(arch, "mlp").names) == expected  # mlp and mlp_only are the same set
 
 
-@pytest.mark.parametrize(("arch", "embedding"), [
-    ("llama", "model.embed_tokens.weight"),
-    ("qwen2", "model.embed_tokens.weight"),
-    ("mistral", "model.embed_tokens.weight"),
-    ("gpt2", "transformer.wte.weight"),
-    ("gemma3", "model.embed_tokens.weight"),
-    ("gemma3_vlm", "model.language_model.embed_tokens.weight"),
-])
+@pytest.mark.parametrize(
+    ("arch", "embedding"),
+    [
+        ("llama", "model.embed_tokens.weight"),
+        ("qwen2", "model.embed_tokens.weight"),
+        ("mistral", "model.embed_tokens.weight"),
+        ("gpt2", "transformer.wte.weight"),
+        ("gemma3", "model.embed_tokens.weight"),
+        ("gemma3_vlm", "model.language_model.embed_tokens.weight"),
+    ],
+)
 def test_embed_only_is_the_token_embedding_only(arch: str, embedding: str) -> None:
     """embed_only is the token embedding alone: no LM head, no position embedding, nothing of a vision tower."""
     group = resolve(arch, "embed_only")
@@ -129,9 +137,17 @@ def test_embed_only_is_the_token_embedding_only(arch: str, embedding: str) -> No
     assert model_of(arch).get_parameter(embedding) is model_of(arch).get_input_embeddings().weight
 
 
-@pytest.mark.parametrize(("arch", "tied"), [
-    ("llama", True), ("gpt2", True), ("gemma3", True), ("gemma3_vlm", True), ("qwen2", False), ("mistral", False),
-])
+@pytest.mark.parametrize(
+    ("arch", "tied"),
+    [
+        ("llama", True),
+        ("gpt2", True),
+        ("gemma3", True),
+        ("gemma3_vlm", True),
+        ("qwen2", False),
+        ("mistral", False),
+    ],
+)
 def test_embed_takes_the_lm_head_only_when_untied(arch: str, tied: bool) -> None:
     """embed is the token embedding plus the LM head; a head tied to the embedding is the same tensor, counted once."""
     model = model_of(arch)
@@ -164,9 +180,14 @@ def test_norms_are_only_on_request(arch: str) -> None:
     """Every normalisation weight is in norms and in no other language-model group."""
     model = model_of(arch)
     norms = set(resolve(arch, "norms").names)
-    expected = {n for n, _ in model.named_parameters()
-                if n.endswith(".weight") and ("norm" in n or ".ln_" in n) and "vision_tower" not in n
-                and "multi_modal_projector" not in n}
+    expected = {
+        n
+        for n, _ in model.named_parameters()
+        if n.endswith(".weight")
+        and ("norm" in n or ".ln_" in n)
+        and "vision_tower" not in n
+        and "multi_modal_projector" not in n
+    }
     assert norms == expected
     for name in LM_GROUPS:
         try:
@@ -176,6 +197,7 @@ def test_norms_are_only_on_request(arch: str) -> None:
 
 
 # --- GPT-2's Conv1D layout ----------------------------------------------------------------
+
 
 def test_gpt2_fused_qkv_and_the_two_c_proj() -> None:
     """c_attn is in attn as attn_qkv; attn.c_proj is attn_o and mlp.c_proj is mlp_down."""
@@ -201,6 +223,7 @@ def test_gpt2_position_embedding_is_its_own_kind() -> None:
 
 # --- Gemma 3 with a vision tower ----------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["attn_only", "attn", "mlp", "mlp_only", "embed", "embed_only", "all", "norms"])
 def test_language_groups_skip_the_vision_tower(name: str) -> None:
     """No language-model group on Gemma 3 VLM selects a vision-tower or projector weight."""
@@ -217,8 +240,14 @@ def test_vision_group_is_the_vision_towers_projections() -> None:
     assert all(n.startswith("model.vision_tower.") for n in group.names)
     layers = model.config.vision_config.num_hidden_layers
     for layer in range(layers):
-        for leaf in ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.out_proj",
-                     "mlp.fc1", "mlp.fc2"):
+        for leaf in (
+            "self_attn.q_proj",
+            "self_attn.k_proj",
+            "self_attn.v_proj",
+            "self_attn.out_proj",
+            "mlp.fc1",
+            "mlp.fc2",
+        ):
             assert f"model.vision_tower.encoder.layers.{layer}.{leaf}.weight" in group.names
     assert "norm" not in kinds_of(group)
 
@@ -253,6 +282,7 @@ def test_damaging_vision_changes_the_tower_and_not_the_language_model() -> None:
 
 
 # --- layer range, exclusions, errors ------------------------------------------------------
+
 
 @pytest.mark.parametrize("arch", TEXT_ARCHS)
 def test_layer_range_is_half_open(arch: str) -> None:
@@ -297,9 +327,17 @@ def test_group_matching_nothing_names_itself_and_lists_the_model() -> None:
     message = str(info.value)
     assert "param_group=fused_only" in message and "attn_qkv" in message
     present = {f"{t.kind}/{t.tower}" for t in candidates(model_of("llama"))}
-    assert present == {"attn_q/language", "attn_k/language", "attn_v/language", "attn_o/language",
-                       "mlp_gate/language", "mlp_up/language", "mlp_down/language", "embed/language",
-                       "norm/language"}
+    assert present == {
+        "attn_q/language",
+        "attn_k/language",
+        "attn_v/language",
+        "attn_o/language",
+        "mlp_gate/language",
+        "mlp_up/language",
+        "mlp_down/language",
+        "embed/language",
+        "norm/language",
+    }
     assert all(entry in message for entry in present)
 
 

@@ -5,13 +5,12 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 import torch
+from conftest import compose_cfg
 
 from degrade import damage, generation, loading, quant4
 from degrade.params import resolve_group
 from degrade.restore import Snapshot
 from degrade.runner import run_job
-
-from conftest import compose_cfg
 
 pytestmark = pytest.mark.slow
 
@@ -83,8 +82,13 @@ def test_damage_acts_on_dequantized_values(loaded4) -> None:
 
 
 def test_4bit_job_end_to_end(tmp_path, embedded_dir) -> None:
-    cfg = compose_cfg("model.load_4bit=true", "experiment.limit=2", "degradation.levels=[0,0.4]",
-                      "generation.max_new_tokens=8", "verify_restore=true")
+    cfg = compose_cfg(
+        "model.load_4bit=true",
+        "experiment.limit=2",
+        "degradation.levels=[0,0.4]",
+        "generation.max_new_tokens=8",
+        "verify_restore=true",
+    )
     run_job(cfg, tmp_path)
     frame = pd.read_parquet(tmp_path / "records.parquet")
     assert len(frame) == 4 and frame.load_4bit.all() and frame.usar_4bit.all()

@@ -10,23 +10,29 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import ROOT, compose_cfg
 
 from degrade.errors import DegradeError
 from degrade.records import FIELDS
 from degrade.report import _per_repetition, collect, plot, summarize, write_report
 from degrade.runner import run_job
 
-from conftest import ROOT, compose_cfg
-
 # Two scored categories and one free prompt (correct is null), so per-category columns have work to do.
-PROMPTS = ('experiment.prompts=[{id:m1,text:"What is 2 plus 2?",category:math,answers:["4"]},'
-           '{id:m2,text:"What is 3 plus 3?",category:math,answers:["6"]},'
-           '{id:l1,text:"The opposite of hot?",category:language,answers:["cold"]},'
-           '{id:f1,text:"Tell me a story."}]')
+PROMPTS = (
+    'experiment.prompts=[{id:m1,text:"What is 2 plus 2?",category:math,answers:["4"]},'
+    '{id:m2,text:"What is 3 plus 3?",category:math,answers:["6"]},'
+    '{id:l1,text:"The opposite of hot?",category:language,answers:["cold"]},'
+    '{id:f1,text:"Tell me a story."}]'
+)
 METHODS = ("mult_gauss", "ablation")
 # Perplexity in one job only, as when a sweep enables it for some runs.
-EXTRA = {"mult_gauss": [], "ablation": ["experiment.perplexity.enabled=true",
-                                        "experiment.perplexity.text='The boy reaches for the cookie jar.'"]}
+EXTRA = {
+    "mult_gauss": [],
+    "ablation": [
+        "experiment.perplexity.enabled=true",
+        "experiment.perplexity.text='The boy reaches for the cookie jar.'",
+    ],
+}
 N_PROMPTS, N_REP, LEVELS = 4, 2, (0.0, 0.5)
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -36,9 +42,17 @@ def sweep(tmp_path_factory) -> Path:
     """A multirun dir with one real tiny-model job per method (sampling, so repetitions differ)."""
     root = tmp_path_factory.mktemp("report") / "multirun"
     for method in METHODS:
-        cfg = compose_cfg("model=tiny_random", "experiment=iq", PROMPTS, f"experiment.n_rep={N_REP}",
-                          f"degradation={method}", "degradation.levels=[0,0.5]", "generation=sampling",
-                          "generation.max_new_tokens=4", *EXTRA[method])
+        cfg = compose_cfg(
+            "model=tiny_random",
+            "experiment=iq",
+            PROMPTS,
+            f"experiment.n_rep={N_REP}",
+            f"degradation={method}",
+            "degradation.levels=[0,0.5]",
+            "generation=sampling",
+            "generation.max_new_tokens=4",
+            *EXTRA[method],
+        )
         run_job(cfg, root / f"degradation={method}")
     return root
 
@@ -50,8 +64,13 @@ def sweep_copy(sweep, tmp_path) -> Path:
 
 
 def run_report(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / "scripts" / "report.py"), *args], cwd=ROOT,
-                          capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "report.py"), *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_collect_finds_every_job_and_record(sweep) -> None:
@@ -69,7 +88,11 @@ def test_summary_has_a_row_per_cell_with_prompts_times_repetitions(sweep) -> Non
     summary = summarize(records)
     assert len(summary) == len(METHODS) * len(LEVELS)
     assert summary[["degradation_method", "level_value"]].values.tolist() == [
-        ["ablation", 0.0], ["ablation", 0.5], ["mult_gauss", 0.0], ["mult_gauss", 0.5]]
+        ["ablation", 0.0],
+        ["ablation", 0.5],
+        ["mult_gauss", 0.0],
+        ["mult_gauss", 0.5],
+    ]
     assert (summary.n == N_PROMPTS * N_REP).all() and (summary.n_rep == N_REP).all()
     by_cell = records.groupby(["degradation_method", "level_value"])
     for row in summary.itertuples():
@@ -92,8 +115,12 @@ def test_accuracy_per_category_matches_the_records(sweep) -> None:
     assert {c for c in summary if c.startswith("accuracy")} == {"accuracy", "accuracy_math", "accuracy_language"}
     rows = records.to_dict("records")
     for cell in summary.to_dict("records"):
-        mine = [r for r in rows if (r["degradation_method"], r["level_value"]) ==
-                (cell["degradation_method"], cell["level_value"]) and not math.isnan(r["correct"])]
+        mine = [
+            r
+            for r in rows
+            if (r["degradation_method"], r["level_value"]) == (cell["degradation_method"], cell["level_value"])
+            and not math.isnan(r["correct"])
+        ]
         assert len(mine) == 3 * N_REP  # the free prompt is not scored
         assert cell["accuracy"] == pytest.approx(_mean_or_nan([r["correct"] for r in mine]))
         for category in ("math", "language"):
@@ -102,31 +129,60 @@ def test_accuracy_per_category_matches_the_records(sweep) -> None:
 
 
 def _frame(rows: list[tuple]) -> pd.DataFrame:
-    columns = ["degradation_method", "level_value", "repeat_index", "prompt_id", "prompt_category", "correct",
-               "info_units"]
+    columns = [
+        "degradation_method",
+        "level_value",
+        "repeat_index",
+        "prompt_id",
+        "prompt_category",
+        "correct",
+        "info_units",
+    ]
     frame = pd.DataFrame(rows, columns=columns)
-    return frame.assign(experiment="iq", model_name="m", param_group_name="mlp_only", tokens_out=10, mattr=0.5,
-                        repetition_rate=0.0, perplexity=math.nan, correct=frame.correct.astype(float),
-                        info_units=frame.info_units.astype(float))
+    return frame.assign(
+        experiment="iq",
+        model_name="m",
+        param_group_name="mlp_only",
+        tokens_out=10,
+        mattr=0.5,
+        repetition_rate=0.0,
+        perplexity=math.nan,
+        correct=frame.correct.astype(float),
+        info_units=frame.info_units.astype(float),
+    )
 
 
 def test_accuracy_arithmetic_on_known_values() -> None:
     nan = None
-    frame = _frame([
-        ("mult_gauss", 0.0, 0, "a", "math", 1, nan), ("mult_gauss", 0.0, 0, "b", "math", 1, nan),
-        ("mult_gauss", 0.0, 1, "a", "math", 0, nan), ("mult_gauss", 0.0, 1, "b", "math", 1, nan),
-        ("mult_gauss", 0.0, 0, "c", "logic", 0, nan), ("mult_gauss", 0.0, 1, "c", "logic", 1, nan),
-        ("mult_gauss", 0.0, 0, "d", None, nan, 3),
-        ("mult_gauss", 0.2, 0, "a", "math", 0, nan), ("mult_gauss", 0.2, 0, "d", None, nan, 5),
-        ("mult_gauss", 0.4, 0, "d", None, nan, 1),
-        # uni_quant: 0 is clean and larger n is less damage, so the rows come 0, 256, 16, 4.
-        ("uni_quant", 4.0, 0, "d", None, nan, nan), ("uni_quant", 0.0, 0, "d", None, nan, nan),
-        ("uni_quant", 256.0, 0, "d", None, nan, nan), ("uni_quant", 16.0, 0, "d", None, nan, nan),
-    ])
+    frame = _frame(
+        [
+            ("mult_gauss", 0.0, 0, "a", "math", 1, nan),
+            ("mult_gauss", 0.0, 0, "b", "math", 1, nan),
+            ("mult_gauss", 0.0, 1, "a", "math", 0, nan),
+            ("mult_gauss", 0.0, 1, "b", "math", 1, nan),
+            ("mult_gauss", 0.0, 0, "c", "logic", 0, nan),
+            ("mult_gauss", 0.0, 1, "c", "logic", 1, nan),
+            ("mult_gauss", 0.0, 0, "d", None, nan, 3),
+            ("mult_gauss", 0.2, 0, "a", "math", 0, nan),
+            ("mult_gauss", 0.2, 0, "d", None, nan, 5),
+            ("mult_gauss", 0.4, 0, "d", None, nan, 1),
+            # uni_quant: 0 is clean and larger n is less damage, so the rows come 0, 256, 16, 4.
+            ("uni_quant", 4.0, 0, "d", None, nan, nan),
+            ("uni_quant", 0.0, 0, "d", None, nan, nan),
+            ("uni_quant", 256.0, 0, "d", None, nan, nan),
+            ("uni_quant", 16.0, 0, "d", None, nan, nan),
+        ]
+    )
     summary = summarize(frame).set_index(["degradation_method", "level_value"])
-    assert summary.index.tolist() == [("mult_gauss", 0.0), ("mult_gauss", 0.2), ("mult_gauss", 0.4),
-                                      ("uni_quant", 0.0), ("uni_quant", 256.0), ("uni_quant", 16.0),
-                                      ("uni_quant", 4.0)]
+    assert summary.index.tolist() == [
+        ("mult_gauss", 0.0),
+        ("mult_gauss", 0.2),
+        ("mult_gauss", 0.4),
+        ("uni_quant", 0.0),
+        ("uni_quant", 256.0),
+        ("uni_quant", 16.0),
+        ("uni_quant", 4.0),
+    ]
     clean = summary.loc[("mult_gauss", 0.0)]
     assert (clean.n, clean.n_rep) == (7, 2)
     assert clean.accuracy == pytest.approx(4 / 6)
@@ -140,8 +196,15 @@ def test_accuracy_arithmetic_on_known_values() -> None:
 
 
 def test_error_bars_are_the_standard_error_of_repetition_means() -> None:
-    cells = [(0.1, 0, "a", 1), (0.1, 0, "b", 0), (0.1, 1, "a", 1), (0.1, 1, "b", 1), (0.1, 2, "a", 1),
-             (0.1, 2, "b", 1), (0.2, 0, "a", 1)]
+    cells = [
+        (0.1, 0, "a", 1),
+        (0.1, 0, "b", 0),
+        (0.1, 1, "a", 1),
+        (0.1, 1, "b", 1),
+        (0.1, 2, "a", 1),
+        (0.1, 2, "b", 1),
+        (0.2, 0, "a", 1),
+    ]
     frame = _frame([("mult_gauss", level, rep, prompt, "math", correct, None) for level, rep, prompt, correct in cells])
     stats = _per_repetition(frame, "correct").set_index("level_value")
     # Repetition means 0.5, 1, 1: mean 5/6, s.e. = sd / sqrt(3) with sd = sqrt(1/12).
@@ -152,8 +215,13 @@ def test_error_bars_are_the_standard_error_of_repetition_means() -> None:
 
 def test_plots_are_png_files(sweep, tmp_path) -> None:
     paths = plot(collect(sweep), tmp_path)
-    assert sorted(p.name for p in paths) == ["accuracy.png", "mattr.png", "perplexity.png", "repetition_rate.png",
-                                             "tokens_out.png"]
+    assert sorted(p.name for p in paths) == [
+        "accuracy.png",
+        "mattr.png",
+        "perplexity.png",
+        "repetition_rate.png",
+        "tokens_out.png",
+    ]
     for path in paths:
         data = path.read_bytes()
         assert data[:8] == PNG and len(data) > 5000, path

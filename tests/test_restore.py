@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import copy
-from functools import lru_cache
+from functools import cache
 
 import pytest
 import torch
+from conftest import build_tiny, compose_cfg
 from torch import nn
 
 from degrade import damage, restore
@@ -16,13 +17,11 @@ from degrade.methods import METHODS
 from degrade.params import ResolvedGroup, resolve_group
 from degrade.restore import Snapshot, fingerprint
 
-from conftest import build_tiny, compose_cfg
-
 DTYPES = [torch.float32, torch.bfloat16]
 DAMAGE = [("mult_gauss", 0.5), ("ablation", 0.5), ("uni_quant", 4)]
 
 
-@lru_cache(maxsize=None)
+@cache
 def group_cfg(name: str) -> ParamGroupConfig:
     """The typed config of ``param_group=name`` (composed once per name)."""
     return compose_cfg(f"param_group={name}").param_group
@@ -51,6 +50,7 @@ def snapshot_of(model: nn.Module, names: list[str]) -> dict[str, torch.Tensor]:
 
 
 # --- damage, restore, bit-exact -----------------------------------------------------------
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=["float32", "bfloat16"])
 @pytest.mark.parametrize(("method", "level"), DAMAGE, ids=[m for m, _ in DAMAGE])
@@ -120,18 +120,22 @@ def test_fingerprint_sees_one_ulp_and_order() -> None:
     assert fingerprint([minus_zero]) != fingerprint([torch.zeros(4)])  # bits, not values
 
 
-
 def test_fingerprint_does_not_depend_on_the_chunk_size(monkeypatch) -> None:
     """The CPU and a GPU step through tensors in different chunks; the print must not notice."""
-    tensors = [torch.randn(1000, 37, generator=torch.Generator().manual_seed(2)),
-               torch.arange(999, dtype=torch.uint8), torch.randn(5).to(torch.bfloat16)]
+    tensors = [
+        torch.randn(1000, 37, generator=torch.Generator().manual_seed(2)),
+        torch.arange(999, dtype=torch.uint8),
+        torch.randn(5).to(torch.bfloat16),
+    ]
     prints = set()
     for step in (1 << 16, 1 << 22, 7, 1000):
         monkeypatch.setitem(restore._CHUNK, "cpu", step)
         prints.add(fingerprint(tensors))
     assert len(prints) == 1
 
+
 # --- what apply touches -------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("group_name", ["attn_only", "mlp_only", "embed_only"])
 def test_apply_touches_only_the_group(group_name: str) -> None:
@@ -193,6 +197,7 @@ def test_snapshots_sharing_clean_copies_copy_each_parameter_once() -> None:
 
 
 # --- per-parameter seeding ----------------------------------------------------------------
+
 
 @pytest.mark.parametrize("common_noise", [True, False], ids=["common", "fresh"])
 @pytest.mark.parametrize("method", ["mult_gauss", "ablation"])
@@ -259,6 +264,7 @@ def test_fresh_noise_differs_in_direction_but_is_reproducible() -> None:
 
 def test_fresh_noise_ablation_masks_are_not_nested() -> None:
     """common_noise=False draws a new mask per level; common_noise=True nests them."""
+
     def zeros(common: bool, p: float) -> torch.Tensor:
         model, group = tiny_llama(group="mlp_only")
         damage.apply(model, group, "ablation", p, seed=1, repeat=0, common_noise=common)
@@ -282,6 +288,6 @@ def test_param_seed_separates_names_repeats_seeds_and_levels() -> None:
     ]
     assert len({base, *variants}) == 1 + len(variants)
     assert param_seed(1, 0, "w", 4) == param_seed(1, 0, "w", 4.0)  # a level is a level, int or float
-    assert all(0 <= s < 2 ** 63 for s in [base, *variants])
+    assert all(0 <= s < 2**63 for s in [base, *variants])
     # Names and repeats must not run together: (1, "1x") is not (11, "x").
     assert param_seed(1, 1, "1.w") != param_seed(1, 11, ".w")

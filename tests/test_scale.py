@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-
 from conftest import compose_cfg, run_cli
 
 # SPEC §15: variant → (method, group, first level, last level, steps)
@@ -38,8 +37,14 @@ def _metadata(sweep: Path) -> dict[str, dict]:
 
 
 def _tiny_sweep(sweep: Path, *overrides: str):
-    result = run_cli("--multirun", *overrides, "model=tiny_random", "experiment.limit=2",
-                     "generation.max_new_tokens=4", f"hydra.sweep.dir={sweep}")
+    result = run_cli(
+        "--multirun",
+        *overrides,
+        "model=tiny_random",
+        "experiment.limit=2",
+        "generation.max_new_tokens=4",
+        f"hydra.sweep.dir={sweep}",
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     return result
 
@@ -70,9 +75,8 @@ def test_submitit_local_launcher_runs_a_sweep(tmp_path) -> None:
 
 
 def test_slurm_launcher_preset_asks_for_one_gpu_per_job() -> None:
-    from hydra import compose, initialize_config_dir
-
     from conftest import CONF
+    from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)

@@ -99,8 +99,23 @@ def test_info_units_canonical_names_unique_snake_case() -> None:
 
 def test_info_units_on_hand_written_description() -> None:
     assert info_units(DESCRIPTION) == [
-        "boy", "girl", "mother", "exterior", "cookie", "jar", "stool", "sink", "plate", "water", "window",
-        "cupboard", "stealing", "stool_tipping", "girl_reaching", "drying_dishes", "water_overflowing",
+        "boy",
+        "girl",
+        "mother",
+        "exterior",
+        "cookie",
+        "jar",
+        "stool",
+        "sink",
+        "plate",
+        "water",
+        "window",
+        "cupboard",
+        "stealing",
+        "stool_tipping",
+        "girl_reaching",
+        "drying_dishes",
+        "water_overflowing",
         "water_on_floor",
     ]
 
@@ -184,8 +199,7 @@ def test_text_metrics_rejects_bad_parameters() -> None:
 
 def test_score_output_without_answers_or_cookie_theft() -> None:
     scores = score_output("the cat the cat the cat")
-    assert set(scores) == {"n_words", "ttr", "mattr", "repetition_rate", "correct", "info_units",
-                           "info_units_list"}
+    assert set(scores) == {"n_words", "ttr", "mattr", "repetition_rate", "correct", "info_units", "info_units_list"}
     assert scores["correct"] is None
     assert scores["info_units"] is None and scores["info_units_list"] is None
     assert scores["repetition_rate"] == pytest.approx(0.5)

@@ -13,10 +13,19 @@ from degrade.errors import DegradeError
 from degrade.loading import embedded_dir
 from degrade.vision import build_tiny_vlm, encode_with_image, generate_with_image, load_image, processor_inputs
 
-PROMPTS = ["Describe everything you see in this picture.", "What is the woman at the sink doing?",
-           "What is about to happen to the boy on the stool?"]
-PARAMS = {"do_sample": True, "temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0,
-          "max_new_tokens": 12}
+PROMPTS = [
+    "Describe everything you see in this picture.",
+    "What is the woman at the sink doing?",
+    "What is about to happen to the boy on the stool?",
+]
+PARAMS = {
+    "do_sample": True,
+    "temperature": 1.0,
+    "top_k": 50,
+    "top_p": 1.0,
+    "repetition_penalty": 1.0,
+    "max_new_tokens": 12,
+}
 CPU = torch.device("cpu")
 
 
@@ -57,13 +66,16 @@ def test_prompt_holds_one_bos_and_the_image_block(vlm, tmp_path):
     model, processor = vlm
     tokenizer = processor.tokenizer
     assert {model.config.boi_token_id, model.config.image_token_id, model.config.eoi_token_id} == {
-        tokenizer.boi_token_id, tokenizer.image_token_id, tokenizer.eoi_token_id}
+        tokenizer.boi_token_id,
+        tokenizer.image_token_id,
+        tokenizer.eoi_token_id,
+    }
     assert model.config.text_config.vocab_size >= len(tokenizer)
     image = load_image(_kitchen(tmp_path / "kitchen.png"))
     ids = processor_inputs(processor, [encode_with_image(processor, PROMPTS[0])], image)["input_ids"][0].tolist()
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
     boi, eoi = ids.index(tokenizer.boi_token_id), ids.index(tokenizer.eoi_token_id)
-    assert ids[boi + 1:eoi] == [tokenizer.image_token_id] * model.config.mm_tokens_per_image
+    assert ids[boi + 1 : eoi] == [tokenizer.image_token_id] * model.config.mm_tokens_per_image
     assert ids.count(tokenizer.image_token_id) == model.config.mm_tokens_per_image
 
 
@@ -72,8 +84,11 @@ def test_generate_with_image_answers_each_prompt(vlm, tmp_path):
     image = load_image(_kitchen(tmp_path / "kitchen.png"))
     samples = generate_with_image(model, processor, PROMPTS, image, PARAMS, CPU)
     assert len(samples) == 3
-    lengths = processor_inputs(processor, [encode_with_image(processor, p) for p in PROMPTS],
-                               image)["attention_mask"].sum(dim=1).tolist()
+    lengths = (
+        processor_inputs(processor, [encode_with_image(processor, p) for p in PROMPTS], image)["attention_mask"]
+        .sum(dim=1)
+        .tolist()
+    )
     for sample, prompt, n_in in zip(samples, PROMPTS, lengths):
         assert 1 <= sample.tokens_out <= PARAMS["max_new_tokens"]
         assert sample.tokens_in == n_in
