@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import importlib.metadata
-import json
 import os
 import platform
 import subprocess
@@ -76,10 +75,3 @@ def environment() -> dict[str, Any]:
         "cuda_available": torch.cuda.is_available(),
         "cpu_count": os.cpu_count(),
     }
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write ``payload`` as JSON through a temporary file and a rename."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(tmp, path)

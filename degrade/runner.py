@@ -16,7 +16,7 @@ from degrade.params import resolve_group
 from degrade.perplexity import perplexity
 from degrade.restore import Snapshot, fingerprint
 from degrade.scoring import score_output
-from degrade.store import METADATA, RecordStore
+from degrade.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ class Job:
     def _finish(self) -> None:
         self.store.write_views()
         self.meta.update(end_time=_now(), records=len(self.store.records), generated=self.generated)
-        provenance.write_json(self.out_dir / METADATA, self.meta)
+        write_json(self.out_dir / METADATA, self.meta)
 
     def _generate(self, work: dict[Cell, list], dry_run: bool = False) -> dict | None:
         cfg = self.cfg
@@ -167,7 +167,7 @@ class Job:
             device_name=provenance.device_name(loaded.device),
             param_group=group.summary(),
         )
-        provenance.write_json(self.out_dir / "param_group.json", group.summary())
+        write_json(self.out_dir / "param_group.json", group.summary())
         self.perplexity = {r["level_index"]: r["perplexity"] for r in self.store.records if r.get("perplexity")}
         policy = MemoryPolicy(cfg.memory, loaded.device, cfg.generation.max_batch_size)
         total, started = sum(len(v) for v in work.values()), time.perf_counter()

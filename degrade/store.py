@@ -16,8 +16,9 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -110,28 +111,19 @@ class RecordStore:
         return len(self.records)
 
     def _read_journal(self, repair: bool) -> None:
-        data = self.journal.read_bytes()
-        lines = data.split(b"\n")
-        tail = lines.pop()  # after the last newline: empty unless the last write was torn
-        for number, line in enumerate(lines, start=1):
-            record = _parse_record(line)
-            if record is None:
-                raise DegradeError(
-                    f"{self.journal}: line {number} is unreadable and is not the last line; "
-                    "nothing was changed: repair or move that line aside, then run again"
-                )
+        journal = read_journal(self.journal)
+        for record in journal.records:
             self._remember(record)
-        if not tail.strip() or not repair:
+        if not journal.tail or not repair:
             return
-        record = _parse_record(tail)
-        if record is not None:
-            self._remember(record)
+        if journal.tail_record is not None:
+            self._remember(journal.tail_record)
             self._append_bytes(b"\n")  # a complete record that only lacked its newline
             return
         aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-        aside.write_bytes(tail)
+        aside.write_bytes(journal.tail)
         with open(self.journal, "r+b") as fh:
-            fh.truncate(len(data) - len(tail))
+            fh.truncate(journal.size - len(journal.tail))
             os.fsync(fh.fileno())
         log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
 
@@ -214,12 +206,74 @@ class RecordStore:
     def write_views(self) -> None:
         """Rebuild the JSON array and the Parquet file from the records, atomically."""
         if "json" in self.formats:
-            _atomic(
+            write_atomic(
                 self.json_path,
                 lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1), encoding="utf-8"),
+                crash_point="views",
             )
         if "parquet" in self.formats:
-            _atomic(self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p))
+            write_atomic(
+                self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p), crash_point="views"
+            )
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What a journal file holds: its complete records, and what follows the last newline."""
+
+    records: list[dict[str, Any]]
+    tail: bytes  # after the last newline: empty unless the last write was torn (or lacked its newline)
+    size: int
+
+    @property
+    def tail_record(self) -> dict[str, Any] | None:
+        """The record in the tail, when the tail is a complete record that only lacked its newline."""
+        return _parse_record(self.tail) if self.tail.strip() else None
+
+
+def read_journal(path: Path) -> Journal:
+    """Read ``records.jsonl``: the one reader of the journal, for resume and for the report.
+
+    Every line but the last must be a record; the last may be torn by an interruption and is
+    returned apart, unparsed, for the caller to keep aside or leave out.
+
+    Raises:
+        DegradeError: a line before the last is not a record (naming its number); the file is untouched.
+    """
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    records = []
+    for number, line in enumerate(lines, start=1):
+        record = _parse_record(line)
+        if record is None:
+            raise DegradeError(
+                f"{path}: line {number} is unreadable and is not the last line; "
+                "nothing was changed: repair or move that line aside, then run again"
+            )
+        records.append(record)
+    return Journal(records, tail if tail.strip() else b"", len(data))
+
+
+def write_atomic(path: Path, write: Callable[[Path], Any], *, crash_point: str | None = None) -> None:
+    """Write ``path`` through ``write(tmp)``, fsync, and a rename: a reader never sees half a file.
+
+    The one way a job writes a file other than the journal (views, metadata, the resolved group).
+    ``crash_point`` names the place the crash tests may kill the process, between write and rename.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    if crash_point:
+        _crash_point(crash_point)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """``payload`` as indented UTF-8 JSON, atomically (see :func:`write_atomic`)."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 
 def _read_json_array(path: Path) -> list[dict[str, Any]]:
@@ -251,17 +305,12 @@ def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    if _fault("views"):  # a crash between writing a view and renaming it into place
-        os.kill(os.getpid(), signal.SIGKILL)
-    os.replace(tmp, path)
-
-
 _FAULTS: dict[str, int] = {}
+
+
+def _crash_point(point: str) -> None:
+    if _fault(point):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _fault(point: str) -> bool:
