@@ -19,105 +19,40 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
-# Phrases pass through normalize(), so articles and apostrophes in them are harmless; a trailing "*"
-# makes a word a prefix ("wobbl*": wobble, wobbly). No "theft": models echo the picture's name.
-INFO_UNITS: dict[str, tuple[str, ...]] = {
-    "boy": ("boy", "son", "brother", "lad"),
-    "girl": ("girl", "daughter", "sister"),
-    "mother": ("mother", "mom", "mum", "mommy", "mummy", "mama", "woman", "women", "lady", "housewife"),
-    "kitchen": ("kitchen",),
-    "exterior": (
-        "outside",
-        "outdoors",
-        "exterior",
-        "garden",
-        "yard",
-        "backyard",
-        "lawn",
-        "grass",
-        "tree",
-        "bush",
-        "shrub",
-        "path",
-        "walkway",
-    ),
-    "cookie": ("cookie", "biscuit"),
-    "jar": ("jar", "canister", "container"),
-    "stool": ("stool", "chair"),
-    "sink": ("sink", "basin"),
-    "plate": ("plate", "dish", "saucer"),
-    "dishcloth": ("dishcloth", "dishtowel", "dishrag", "teatowel", "towel", "cloth", "rag"),
-    "water": ("water",),
-    "window": ("window", "windowsill"),
-    "curtains": ("curtain", "drape", "drapery"),
-    "cupboard": ("cupboard", "cabinet", "shelf"),
-    "counter": ("counter", "countertop", "worktop"),
-    "stealing": (
-        "steal",
-        "stole",
-        "stolen",
-        "thief",
-        "taking",
-        "took",
-        "take cookie",
-        "get cookie",
-        "grab",
-        "snatch",
-        "sneak",
-        "pilfer",
-    ),
-    "stool_tipping": ("tip", "tilt", "topple", "teeter", "wobbl*", "fall", "fell", "fallen", "balance", "unstable"),
-    "girl_reaching": ("reach", "ask", "beg", "request", "hold out", "held out", "shush", "hush"),
-    "drying_dishes": ("dry", "wipe", "wash", "do the dishes"),
-    "water_overflowing": (
-        "overflow",
-        "spill",
-        "spilt",
-        "run over",
-        "ran over",
-        "flood",
-        "pour",
-        "splash",
-        "gush",
-        "brim",
-    ),
+# Phrases, comma-separated, pass through normalize(), so articles and apostrophes in them are harmless; a
+# trailing "*" makes a word a prefix ("wobbl*": wobble, wobbly). No "theft": models echo the picture's name.
+_PHRASES = {
+    "boy": "boy, son, brother, lad",
+    "girl": "girl, daughter, sister",
+    "mother": "mother, mom, mum, mommy, mummy, mama, woman, women, lady, housewife",
+    "kitchen": "kitchen",
+    "exterior": "outside, outdoors, exterior, garden, yard, backyard, lawn, grass, tree, bush, shrub, path, walkway",
+    "cookie": "cookie, biscuit",
+    "jar": "jar, canister, container",
+    "stool": "stool, chair",
+    "sink": "sink, basin",
+    "plate": "plate, dish, saucer",
+    "dishcloth": "dishcloth, dishtowel, dishrag, teatowel, towel, cloth, rag",
+    "water": "water",
+    "window": "window, windowsill",
+    "curtains": "curtain, drape, drapery",
+    "cupboard": "cupboard, cabinet, shelf",
+    "counter": "counter, countertop, worktop",
+    "stealing": "steal, stole, stolen, thief, taking, took, take cookie, get cookie, grab, snatch, sneak, pilfer",
+    "stool_tipping": "tip, tilt, topple, teeter, wobbl*, fall, fell, fallen, balance, unstable",
+    "girl_reaching": "reach, ask, beg, request, hold out, held out, shush, hush",
+    "drying_dishes": "dry, wipe, wash, do the dishes",
+    "water_overflowing": "overflow, spill, spilt, run over, ran over, flood, pour, splash, gush, brim",
     "mother_unaware": (
-        "unaware",
-        "not aware",
-        "oblivious",
-        "not notice",
-        "doesn't notice",
-        "didn't notice",
-        "don't notice",
-        "never notice",
-        "fail to notice",
-        "unnoticed",
-        "ignore",
-        "daydream",
-        "distracted",
-        "preoccupied",
-        "unconcerned",
-        "absentminded",
-        "absent minded",
-        "not pay attention",
-        "not see",
-        "doesn't see",
-        "didn't see",
-        "not look",
+        "unaware, not aware, oblivious, not notice, doesn't notice, didn't notice, don't notice, never notice, "
+        "fail to notice, unnoticed, ignore, daydream, distracted, preoccupied, unconcerned, absentminded, "
+        "absent minded, not pay attention, not see, doesn't see, didn't see, not look"
     ),
-    "water_on_floor": ("floor", "puddle"),
+    "water_on_floor": "floor, puddle",
 }
-
+INFO_UNITS: dict[str, tuple[str, ...]] = {unit: tuple(_PHRASES[unit].split(", ")) for unit in _PHRASES}
 _ACTIONS = frozenset(
-    {
-        "stealing",
-        "stool_tipping",
-        "girl_reaching",
-        "drying_dishes",
-        "water_overflowing",
-        "mother_unaware",
-        "water_on_floor",
-    }
+    "stealing stool_tipping girl_reaching drying_dishes water_overflowing mother_unaware water_on_floor".split()
 )
 # Function words in action phrases stay fixed, or "not" would also match "noted".
 _FIXED = frozenset({"not", "to", "over", "out", "never", "doesnt", "didnt", "dont"})
@@ -275,8 +210,13 @@ def info_units(text: str) -> list[str]:
     return [unit for unit, pattern in _UNIT_PATTERNS.items() if pattern.search(normalized)]
 
 
-def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float | int]:
+def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float | int | None]:
     """Lexical diversity and repetition of a text, on lower-cased word tokens (articles kept).
+
+    ``ttr`` falls as a text grows (common words return), so it only compares texts of similar
+    length: a damaged model's short outputs score a higher TTR than the clean model's long ones.
+    ``mattr`` averages the TTR over windows of a fixed size, which removes that dependence; a text
+    shorter than one window has no such window, so its ``mattr`` is None rather than a TTR in disguise.
 
     Args:
         text: Any text.
@@ -284,9 +224,9 @@ def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float 
         n: N-gram length for the repetition rate.
 
     Returns:
-        ``n_words``; ``ttr`` (types / tokens); ``mattr`` (mean TTR over every window of ``window``
-        tokens, the plain TTR when the text is shorter); ``repetition_rate`` ((n-grams - distinct
-        n-grams) / n-grams). Ratios are 0.0 for texts too short to have them.
+        ``n_words``; ``ttr`` (types / tokens, 0.0 for an empty text); ``mattr`` (mean TTR over every
+        run of ``window`` consecutive tokens; None when the text has fewer than ``window`` tokens);
+        ``repetition_rate`` ((n-grams - distinct n-grams) / n-grams, 0.0 with fewer than n tokens).
 
     Raises:
         ValueError: If window or n is below 1.
@@ -295,8 +235,9 @@ def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float 
         raise ValueError(f"window and n must be at least 1, got window={window}, n={n}")
     tokens = _WORD.findall(_fold(text))
     count = len(tokens)
-    ttr = mattr = len(set(tokens)) / count if count else 0.0
-    if count > window:
+    ttr = len(set(tokens)) / count if count else 0.0
+    mattr = None
+    if count >= window:
         starts = range(count - window + 1)
         mattr = sum(len(set(tokens[i : i + window])) for i in starts) / window / len(starts)
     grams = [tuple(tokens[i : i + n]) for i in range(count - n + 1)]
@@ -313,8 +254,9 @@ def score_output(output: str, *, answers: Sequence[str] | None = None, cookie_th
         cookie_theft: Whether the prompt asked for a Cookie Theft description.
 
     Returns:
-        The text_metrics keys plus ``correct`` (0/1; None without answers), ``info_units`` (count)
-        and ``info_units_list`` (names), both None unless cookie_theft.
+        The text_metrics keys (``mattr`` None below its 50-word window) plus ``correct`` (0/1; None
+        without answers), ``info_units`` (count) and ``info_units_list`` (names), both None unless
+        cookie_theft.
     """
     units = info_units(output) if cookie_theft else None
     return {

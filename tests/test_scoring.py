@@ -164,7 +164,37 @@ def test_text_metrics_repeated_bigram() -> None:
     assert metrics["ttr"] == pytest.approx(2 / 6)
     # Trigrams: (the cat the), (cat the cat), (the cat the), (cat the cat): 4 total, 2 distinct.
     assert metrics["repetition_rate"] == pytest.approx(0.5)
-    assert metrics["mattr"] == pytest.approx(metrics["ttr"])  # shorter than the window
+
+
+def test_mattr_is_none_below_the_window() -> None:
+    """A 10-word answer (what the embedded model gives at σ = 0.4) has no 50-word window: no MATTR, not its TTR."""
+    metrics = text_metrics("You. Isn. Is. Ass. Im im fab C C P")
+    assert metrics["n_words"] == 10
+    assert metrics["mattr"] is None
+    # The TTR is still there, length-sensitive as it is: 8 types (im and c twice) among 10 words.
+    assert metrics["ttr"] == pytest.approx(8 / 10)
+    assert text_metrics(" ".join(f"w{i}" for i in range(49)))["mattr"] is None
+
+
+def test_mattr_of_exactly_one_window_is_its_ttr() -> None:
+    """50 words are one window: the MATTR is that window's TTR."""
+    words = [f"w{i}" for i in range(40)] + ["again"] * 10
+    metrics = text_metrics(" ".join(words))
+    assert metrics["mattr"] == pytest.approx(41 / 50)
+    assert metrics["ttr"] == pytest.approx(41 / 50)
+
+
+def test_mattr_of_60_words_is_the_moving_average() -> None:
+    """50 distinct words then "again" 10 times: 11 windows of 50, counted by hand."""
+    words = [f"w{i}" for i in range(50)] + ["again"] * 10
+    metrics = text_metrics(" ".join(words))
+    assert metrics["n_words"] == 60
+    assert metrics["ttr"] == pytest.approx(51 / 60)
+    # Window k (k = 0..10) holds w_k..w_49 (50 - k types) and k copies of "again" (one more type when k ≥ 1):
+    # k = 0 and 1 hold 50 types, k = 2..10 hold 49, 48, ..., 41.
+    per_window = [50, 50, *range(49, 40, -1)]
+    assert len(per_window) == 11
+    assert metrics["mattr"] == pytest.approx(sum(per_window) / 50 / 11)  # 505 / 550 ≈ 0.918
 
 
 def test_text_metrics_mattr_small_window() -> None:
@@ -186,8 +216,8 @@ def test_text_metrics_case_punctuation_and_no_repetition() -> None:
 
 
 def test_text_metrics_short_and_empty_texts() -> None:
-    assert text_metrics("") == {"n_words": 0, "ttr": 0.0, "mattr": 0.0, "repetition_rate": 0.0}
-    assert text_metrics("hello world")["repetition_rate"] == 0.0
+    assert text_metrics("") == {"n_words": 0, "ttr": 0.0, "mattr": None, "repetition_rate": 0.0}
+    assert text_metrics("hello world") == {"n_words": 2, "ttr": 1.0, "mattr": None, "repetition_rate": 0.0}
 
 
 def test_text_metrics_rejects_bad_parameters() -> None:
@@ -203,7 +233,10 @@ def test_score_output_without_answers_or_cookie_theft() -> None:
     assert scores["correct"] is None
     assert scores["info_units"] is None and scores["info_units_list"] is None
     assert scores["repetition_rate"] == pytest.approx(0.5)
+    assert scores["mattr"] is None  # 6 words, under the 50-word window
     assert score_output("Paris", answers=[])["correct"] is None
+    long = " ".join([f"w{i}" for i in range(50)] + ["again"] * 10)
+    assert score_output(long)["mattr"] == text_metrics(long)["mattr"] == pytest.approx(505 / 550)
 
 
 def test_score_output_with_answers_and_cookie_theft() -> None:
