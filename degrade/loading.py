@@ -24,12 +24,9 @@ from torch import nn
 
 from degrade.backends import load_pretrained, select_backend
 from degrade.errors import DegradeError
-from degrade.tiny import RANDOM_ARCHS, VLM_CONFIGS, build_random_model
-from degrade.vision import build_tiny_vlm
+from degrade.tiny import VLM_CONFIGS, build_random_model, build_tiny_vlm
 
 log = logging.getLogger(__name__)
-
-__all__ = ["RANDOM_ARCHS", "Loaded", "load", "resolve_device", "cache_dir"]
 
 
 @dataclass

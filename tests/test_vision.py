@@ -11,7 +11,8 @@ from PIL import Image, ImageDraw
 
 from degrade.errors import DegradeError
 from degrade.loading import embedded_dir
-from degrade.vision import build_tiny_vlm, encode_with_image, generate_with_image, load_image, processor_inputs
+from degrade.tiny import build_tiny_vlm
+from degrade.vision import encode_with_image, generate_with_image, load_image, processor_inputs
 
 PROMPTS = [
     "Describe everything you see in this picture.",
@@ -70,7 +71,7 @@ def test_prompt_holds_one_bos_and_the_image_block(vlm, tmp_path):
         tokenizer.image_token_id,
         tokenizer.eoi_token_id,
     }
-    assert model.config.text_config.vocab_size >= len(tokenizer)
+    assert model.config.text_config.vocab_size == len(tokenizer)
     image = load_image(_kitchen(tmp_path / "kitchen.png"))
     ids = processor_inputs(processor, [encode_with_image(processor, PROMPTS[0])], image)["input_ids"][0].tolist()
     assert ids[0] == tokenizer.bos_token_id and ids.count(tokenizer.bos_token_id) == 1
@@ -93,7 +94,7 @@ def test_generate_with_image_answers_each_prompt(vlm, tmp_path):
         assert 1 <= sample.tokens_out <= PARAMS["max_new_tokens"]
         assert sample.tokens_in == n_in
         assert prompt not in sample.text and "<start_of_turn>" not in sample.text
-        assert sample.duration > 0
+    assert len({s.duration for s in samples}) == 1  # one batch, one wall time
 
 
 def test_the_image_reaches_the_model(vlm, tmp_path):
