@@ -107,7 +107,7 @@ def test_uni_quant_at_most_n_values_on_a_uniform_grid(weight: torch.Tensor, n: i
 
 
 def test_uni_quant_preserves_min_and_max_exactly() -> None:
-    """The grid's end points are the tensor's own min and max, bit for bit (SPEC §5: "over its own [min, max]")."""
+    """The grid's end points are the tensor's own min and max, bit for bit ("over its own [min, max]")."""
     off = []
     for seed in range(20):
         w = torch.randn(64, 64, generator=gen(seed))
@@ -177,7 +177,8 @@ def test_mult_gauss_noise_scales_linearly_with_sigma(weight: torch.Tensor) -> No
     d1 = mult_gauss(weight, 0.1, generator=gen(3)) - weight
     d2 = mult_gauss(weight, 0.2, generator=gen(3)) - weight
     assert torch.allclose(d2, 2 * d1, rtol=1e-4, atol=1e-6)
-    assert d1.abs().max() > 0.1  # there is noise to compare
+    # There is noise to compare: the relative change at σ = 0.1 has std 0.1 (within 2 %).
+    assert (d1 / weight).double().std().item() == pytest.approx(0.1, rel=0.02)
 
 
 # --- resolve_levels -----------------------------------------------------------------------
@@ -284,7 +285,6 @@ def test_unknown_method_lists_the_known_names() -> None:
     """An unknown method name fails with every registered name in the message."""
     with pytest.raises(KeyError) as info:
         method("gaussian")
-    for name in METHODS:
-        assert name in str(info.value)
+    assert info.value.args[0] == f"unknown method 'gaussian'; allowed: {', '.join(sorted(METHODS))}"
     with pytest.raises(KeyError, match="mult_gauss"):
         resolve_levels([0.1], "gaussian")
