@@ -10,16 +10,14 @@ optional layer range and exclusions; one that matches nothing is an error.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from torch import nn
 
-from degrade.errors import DegradeError
-
-if TYPE_CHECKING:
-    from degrade.config import ParamGroupConfig
+from degrade import quant4
+from degrade.errors import ConfigError, DegradeError
 
 KINDS = (
     "attn_q",
@@ -75,6 +73,16 @@ _EMBED_LEAVES = {
 }
 _VISION_MARKERS = ("vision_tower", "vision_model", "visual", "image_encoder", "multi_modal_projector", "mm_projector")
 _LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|layer|blocks)\.(\d+)(?:\.|$)")
+
+
+class GroupSpec(Protocol):
+    """What a group asks for (``degrade.config.ParamGroupConfig`` is one; config imports this module, not back)."""
+
+    name: str
+    kinds: Sequence[str]
+    tower: str
+    layers: Sequence[int] | None
+    exclude: Sequence[str]
 
 
 @dataclass(frozen=True)
@@ -143,7 +151,10 @@ def layer_of(module_name: str) -> int | None:
 
 
 def candidates(model: nn.Module) -> Iterator[Target]:
-    """Every damageable weight of ``model``, each parameter once (tied weights count once)."""
+    """Every damageable weight of ``model``, each parameter once (tied weights count once).
+
+    A target's ``numel`` is its number of weights, also for a 4-bit parameter whose packed storage holds two per byte.
+    """
     seen: set[int] = set()
     for module_name, module in model.named_modules():
         weight = getattr(module, "weight", None)
@@ -153,15 +164,52 @@ def candidates(model: nn.Module) -> Iterator[Target]:
         if kind is None:
             continue
         seen.add(id(weight))
-        yield Target(f"{module_name}.weight", kind, tower_of(module_name), layer_of(module_name), weight.numel())
+        yield Target(
+            f"{module_name}.weight", kind, tower_of(module_name), layer_of(module_name), quant4.n_weights(weight)
+        )
 
 
-def resolve_group(model: nn.Module, cfg: ParamGroupConfig) -> ResolvedGroup:
+def layer_counts(model: nn.Module) -> dict[str, int]:
+    """The number of layers of each tower, from the layer indices in the model's own module names."""
+    counts: dict[str, int] = {}
+    for module_name, _ in model.named_modules():
+        layer = layer_of(module_name)
+        if layer is not None:
+            tower = tower_of(module_name)
+            counts[tower] = max(counts.get(tower, 0), layer + 1)
+    return counts
+
+
+def check_layers(model: nn.Module, cfg: GroupSpec) -> None:
+    """Refuse a layer range that reaches past the layers of the group's tower(s).
+
+    Raises:
+        ConfigError: naming ``param_group.layers`` when ``stop`` exceeds the layer count.
+    """
+    if cfg.layers is None:
+        return
+    counts = layer_counts(model)
+    towers = [n for tower, n in counts.items() if cfg.tower in ("all", tower)]
+    if not towers:  # no numbered layers at all: the empty match below says what the model has
+        return
+    n_layers = max(towers)
+    start, stop = cfg.layers
+    if stop > n_layers:
+        raise ConfigError(
+            "param_group.layers",
+            f"[{start}, {stop}] goes beyond this model's {n_layers} layers (0–{n_layers - 1}); "
+            f"allowed: [start, stop) with 0 ≤ start < stop ≤ {n_layers}",
+        )
+
+
+def resolve_group(model: nn.Module, cfg: GroupSpec) -> ResolvedGroup:
     """Select the parameters of ``cfg`` on ``model``.
 
     Raises:
+        ConfigError: a layer range beyond the model's layers.
         DegradeError: when the group matches no parameter of this model.
     """
+    check_layers(model, cfg)
     excludes = [re.compile(p) for p in cfg.exclude]
     picked = []
     for target in candidates(model):

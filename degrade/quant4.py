@@ -23,6 +23,11 @@ def is_4bit(param: nn.Parameter) -> bool:
     return type(param).__name__ == "Params4bit" and getattr(param, "quant_state", None) is not None
 
 
+def n_weights(param: nn.Parameter) -> int:
+    """How many weights ``param`` holds: its element count, or for 4-bit its original shape's (two codes a byte)."""
+    return param.quant_state.shape.numel() if is_4bit(param) else param.numel()
+
+
 def _state_parts(state: Any) -> list[torch.Tensor]:
     parts = [state.absmax]
     if getattr(state, "nested", False):
