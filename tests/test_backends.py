@@ -1,15 +1,23 @@
-"""Backend selection: Unsloth only where CUDA and unsloth both are; Transformers otherwise.
+"""Backend selection (Unsloth only where CUDA and unsloth both are; Transformers otherwise) and hub ids.
 
-The Unsloth loading path itself needs a GPU and is not exercised here.
+The Unsloth loading path itself needs a GPU and is not exercised here. Hub tests send nothing to the network.
 """
 
 from __future__ import annotations
 
-import pytest
-from conftest import run_cli
+import logging
+import os
+import subprocess
+import sys
+import time
 
+import pytest
+from conftest import compose_cfg, run_cli
+
+from degrade import loading
 from degrade.backends import select_backend
-from degrade.errors import DegradeError
+from degrade.errors import ConfigError, DegradeError
+from degrade.tiny import build_random_model
 
 
 @pytest.mark.parametrize(
@@ -47,3 +55,65 @@ def test_cli_unsloth_on_this_machine_is_one_line(tmp_path) -> None:
     result = run_cli("model.backend=unsloth", "experiment.limit=1", f"hydra.run.dir={tmp_path}")
     output = result.stdout + result.stderr
     assert result.returncode == 2 and "model.backend=unsloth: needs" in output and "Traceback" not in output
+
+
+# --- a hub id: one short look, or none offline; never a long retry loop --------------------
+
+UNKNOWN = "nobody-h2/no-such-model"
+UNREACHABLE = (
+    f"model.source: cannot reach the hub for '{UNKNOWN}' and it is not in the local cache (HF_HUB_OFFLINE is set); "
+    "pass a local directory or a .gguf file, or connect"
+)
+SECRET = "hf_doNotLogThisTokenAnywhere123"
+
+
+def test_offline_hub_id_not_cached_fails_at_once_in_one_line(monkeypatch, tmp_path, caplog) -> None:
+    """With HF_HUB_OFFLINE=1 nothing is sent: a hub id missing from the cache is refused at once, token unsaid."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    cfg = compose_cfg(f"model.source={UNKNOWN}", "model.name=unknown")
+    start = time.perf_counter()
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConfigError) as info:
+        loading.load(cfg.model, "cpu")
+    assert time.perf_counter() - start < 3
+    assert str(info.value) == UNREACHABLE
+    assert SECRET not in caplog.text
+
+
+def test_cli_offline_hub_id_is_one_error_line_and_no_retries(tmp_path) -> None:
+    """The whole run ends with that one line and exit code 2: no traceback, no retry warnings, no token."""
+    start = time.perf_counter()
+    result = run_cli(
+        f"model.source={UNKNOWN}",
+        "experiment.limit=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        env={"HF_HUB_OFFLINE": "1", "HF_TOKEN": SECRET},
+    )
+    seconds = time.perf_counter() - start
+    output = result.stdout + result.stderr
+    assert result.returncode == 2, output
+    [line] = [line for line in output.splitlines() if "model.source" in line]
+    assert "[ERROR]" in line and line.endswith(UNREACHABLE)
+    assert "Traceback" not in output and "etry" not in output and SECRET not in output
+    assert seconds < 60  # a Python start and a Hydra compose on a shared CPU; the hub part itself is instant
+
+
+def test_offline_hub_id_in_the_local_cache_loads_from_it(tmp_path, embedded_dir) -> None:
+    """A hub id already in the Hugging Face cache loads offline from there (a real cache layout, in a child process)."""
+    model, tokenizer = build_random_model("llama", tokenizer_dir=embedded_dir)
+    snapshot = tmp_path / "hf" / "hub" / "models--nobody-h2--cached-tiny" / "snapshots" / "0123456789abcdef"
+    model.save_pretrained(snapshot)
+    tokenizer.save_pretrained(snapshot)
+    (snapshot.parents[1] / "refs").mkdir()
+    (snapshot.parents[1] / "refs" / "main").write_text("0123456789abcdef")
+    script = (
+        "from degrade.config import compose_config\n"
+        "from degrade import loading\n"
+        "cfg = compose_config('model=tiny_random', 'model.source=nobody-h2/cached-tiny', 'model.name=cached')\n"
+        "loaded = loading.load(cfg.model, 'cpu')\n"
+        "print(loaded.source, sum(p.numel() for p in loaded.model.parameters()))\n"
+    )
+    env = {**os.environ, "HF_HOME": str(tmp_path / "hf"), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["nobody-h2/cached-tiny", str(sum(p.numel() for p in model.parameters()))]

@@ -1,18 +1,85 @@
-"""The 4-bit path on the real embedded model: bitsandbytes nf4 on the CPU."""
+"""The 4-bit path (bitsandbytes nf4 on the CPU): what a run says on a tiny model, damage on the embedded one."""
 
 from __future__ import annotations
+
+import logging
+import re
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 import torch
-from conftest import compose_cfg
+from conftest import compose_cfg, run_cli
 
 from degrade import damage, generation, loading, quant4
 from degrade.params import resolve_group
 from degrade.restore import Snapshot
 from degrade.runner import run_job
+from degrade.tiny import build_random_model
 
-pytestmark = pytest.mark.slow
+TINY_4BIT = ("model=tiny_random", "model.load_4bit=true")
+LOAD_LINE = r"^model {name} loaded from random:llama in \d+\.\d s \(transformers, cpu, {weights}\)$"
+
+
+def load_lines(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.name == "degrade.loading" and " loaded from " in r.getMessage()]
+
+
+# --- what a 4-bit run says: a tiny random Llama, loaded in nf4 -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("load_4bit", "weights"), [(True, "nf4 (4-bit) linear weights, float32 elsewhere"), (False, "float32")]
+)
+def test_the_load_line_says_how_the_weights_are_stored(caplog, embedded_dir, load_4bit: bool, weights: str) -> None:
+    """A 4-bit load says nf4 (4-bit) rather than float32; a plain load says float32."""
+    name = f"tiny-load-line-{load_4bit}"  # a name of its own: a fresh load, not the process's cached model
+    cfg = compose_cfg("model=tiny_random", f"model.load_4bit={str(load_4bit).lower()}", f"model.name={name}")
+    with caplog.at_level(logging.INFO, logger="degrade.loading"):
+        loaded = loading.load(cfg.model, "cpu")
+    [line] = load_lines(caplog)
+    assert re.match(LOAD_LINE.format(name=name, weights=re.escape(weights)), line), line
+    assert any(quant4.is_4bit(p) for p in loaded.model.parameters()) == load_4bit
+
+
+def test_a_4bit_group_counts_its_real_weights(embedded_dir) -> None:
+    """Packed nf4 storage holds two weights a byte; the group's element count is the number of weights."""
+    cfg = compose_cfg(*TINY_4BIT)
+    model = loading.load(cfg.model, "cpu").model
+    group = resolve_group(model, cfg.param_group)
+    float_model, _ = build_random_model("llama", tokenizer_dir=embedded_dir)
+    assert group.numel == resolve_group(float_model, cfg.param_group).numel
+    for target in group.targets:
+        packed = model.get_parameter(target.name)
+        assert packed.dtype == torch.uint8 and target.numel == 2 * packed.numel(), target.name
+
+
+@pytest.mark.slow
+def test_a_4bit_run_prints_no_bitsandbytes_kernels_warning(tmp_path, embedded_dir) -> None:
+    """bitsandbytes warns about the optional ``kernels`` package on import; a 4-bit run does not pass that on."""
+    bare = subprocess.run(
+        [sys.executable, "-c", "import logging; logging.basicConfig(); import bitsandbytes"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    if "kernels-community" not in bare.stderr:
+        pytest.skip("bitsandbytes gives no kernels warning on this CPU (no AVX512-BF16)")
+    result = run_cli(
+        *TINY_4BIT,
+        "experiment.limit=1",
+        "generation.max_new_tokens=2",
+        "degradation.levels=[0]",
+        f"hydra.run.dir={tmp_path}",
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output
+    assert "kernels" not in output
+    assert "nf4 (4-bit) linear weights" in output
+
+
+# --- damage and restore on the embedded SmolLM2 in nf4 -------------------------------------
 
 
 @pytest.fixture(scope="module")
@@ -31,6 +98,7 @@ def _generate(cfg, loaded) -> list[str]:
     return [s.text for s in generation.generate(loaded.model, loaded.tokenizer, ids, params, loaded.device)]
 
 
+@pytest.mark.slow
 def test_group_is_4bit_and_restore_is_bit_exact_after_generation(loaded4) -> None:
     cfg, loaded = loaded4
     group = resolve_group(loaded.model, cfg.param_group)
@@ -50,6 +118,7 @@ def test_group_is_4bit_and_restore_is_bit_exact_after_generation(loaded4) -> Non
     snapshot.restore()  # leave the codes in their loaded layout for the next test
 
 
+@pytest.mark.slow
 def test_a_second_group_after_generation_restores_bit_exact(loaded4) -> None:
     """Jobs of a 4-bit sweep share clean copies taken before any forward pass, whatever group comes next."""
     cfg, loaded = loaded4
@@ -65,6 +134,7 @@ def test_a_second_group_after_generation_restores_bit_exact(loaded4) -> None:
     second.restore()
 
 
+@pytest.mark.slow
 def test_damage_acts_on_dequantized_values(loaded4) -> None:
     cfg, loaded = loaded4
     group = resolve_group(loaded.model, cfg.param_group)
@@ -81,6 +151,7 @@ def test_damage_acts_on_dequantized_values(loaded4) -> None:
     snapshot.restore(verify=True)
 
 
+@pytest.mark.slow
 def test_4bit_job_end_to_end(tmp_path, embedded_dir) -> None:
     cfg = compose_cfg(
         "model.load_4bit=true",
