@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # Install degrade and everything it needs into the active Python environment.
 #
-#   bash scripts/install.sh          # to run jobs
-#   bash scripts/install.sh --dev    # also the test tools
+#   bash scripts/install.sh                 # to run jobs
+#   bash scripts/install.sh --dev           # also the test tools
+#   bash scripts/install.sh --which-python  # print the interpreter it would use, install nothing
 #
 # torch first: with no NVIDIA GPU a CPU build (a wheel already on this machine's disk where
 # pip's find-links has one, else PyTorch's CPU index), never the multi-GB CUDA build that a
-# bare `pip install torch` takes from PyPI. Set PYTHON to pick the interpreter.
+# bare `pip install torch` takes from PyPI. The interpreter: $PYTHON if set, else `python`,
+# else `python3` (many systems have only the latter).
 set -euo pipefail
+
+if [[ -n "${PYTHON:-}" ]]; then
+  PY=$PYTHON
+elif command -v python >/dev/null 2>&1; then
+  PY=python
+elif command -v python3 >/dev/null 2>&1; then
+  PY=python3
+else
+  echo "install: no python or python3 on PATH; set PYTHON=/path/to/python" >&2
+  exit 2
+fi
+if [[ "${1:-}" == "--which-python" ]]; then
+  echo "$PY"
+  exit 0
+fi
+
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python}
 TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
 extras=""
 [[ "${1:-}" == "--dev" ]] && extras="[dev]"

@@ -1,6 +1,7 @@
 """Backend selection (Unsloth only where CUDA and unsloth both are; Transformers otherwise) and hub ids.
 
 The Unsloth loading path itself needs a GPU and is not exercised here. Hub tests send nothing to the network.
+The install script's choice of interpreter is checked here too (it installs nothing when asked only that).
 """
 
 from __future__ import annotations
@@ -10,9 +11,10 @@ import os
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import compose_cfg, run_cli
+from conftest import ROOT, compose_cfg, run_cli
 
 from degrade import loading
 from degrade.backends import select_backend
@@ -117,3 +119,45 @@ def test_offline_hub_id_in_the_local_cache_loads_from_it(tmp_path, embedded_dir)
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["nobody-h2/cached-tiny", str(sum(p.numel() for p in model.parameters()))]
+
+
+# --- install.sh: which interpreter it installs into ------------------------------------------
+
+INSTALL = ROOT / "scripts" / "install.sh"
+
+
+def which_python(path: Path, **env: str) -> subprocess.CompletedProcess:
+    """``install.sh --which-python`` (installs nothing) with only ``path`` on PATH."""
+    return subprocess.run(
+        ["/bin/bash", str(INSTALL), "--which-python"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={"PATH": str(path), **env},
+    )
+
+
+def bin_with(tmp_path: Path, *names: str) -> Path:
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in names:
+        (folder / name).symlink_to(sys.executable)
+    return folder
+
+
+@pytest.mark.parametrize(("present", "chosen"), [(["python3"], "python3"), (["python", "python3"], "python")])
+def test_install_uses_python_else_python3(tmp_path, present: list[str], chosen: str) -> None:
+    """A machine with only python3 installs with python3; with both, python."""
+    result = which_python(bin_with(tmp_path, *present))
+    assert (result.returncode, result.stdout, result.stderr) == (0, f"{chosen}\n", "")
+
+
+def test_install_python_variable_wins(tmp_path) -> None:
+    result = which_python(bin_with(tmp_path, "python", "python3"), PYTHON=sys.executable)
+    assert (result.returncode, result.stdout) == (0, f"{sys.executable}\n")
+
+
+def test_install_without_any_python_says_so_in_one_line(tmp_path) -> None:
+    result = which_python(bin_with(tmp_path))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == "install: no python or python3 on PATH; set PYTHON=/path/to/python\n"
