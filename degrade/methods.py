@@ -6,6 +6,11 @@ is a float32 tensor, the result is a new float32 tensor, and all randomness come
 not from the level — the same standard-normal or uniform draw is scaled by every level of
 a repetition ("common random numbers"): mult_gauss noise grows with σ along one
 direction and ablation masks are nested across p.
+
+Level 0 is the clean model for every method: a method's function must return the weight
+unchanged at 0, so a sweep can hold its own baseline. What the report needs to draw and
+order a method's levels is data on its registration (:class:`LevelAxis`), so a new method
+is one function here and one YAML file in ``conf/degradation/``.
 """
 
 from __future__ import annotations
@@ -22,35 +27,84 @@ MethodFn = Callable[..., torch.Tensor]
 
 
 @dataclass(frozen=True)
+class LevelAxis:
+    """How a method's level reads on a plot and in which order its levels damage more.
+
+    Attributes:
+        label: what the level is, for a plot axis, e.g. ``"σ (multiplicative Gaussian noise)"``.
+        log: the levels span orders of magnitude and are drawn on a logarithmic axis
+            (level 0, the clean model, has no place there and is drawn as a reference line).
+        damage_grows_with_level: a larger level is more damage (σ, p); False when a larger
+            level is less damage (uni_quant's n). Either way level 0 is the clean model.
+    """
+
+    label: str = "level"
+    log: bool = False
+    damage_grows_with_level: bool = True
+
+    def damage_order(self, level: float) -> float:
+        """A sort key that puts levels in order of growing damage, the clean level 0 first."""
+        if level == 0:
+            return -math.inf
+        return level if self.damage_grows_with_level else -level
+
+
+@dataclass(frozen=True)
 class Method:
-    """A registered degradation method and the domain of its level."""
+    """A registered degradation method, the domain of its level and how that level is drawn."""
 
     fn: MethodFn
     domain: str
     accepts: Callable[[float], bool]
     integer_levels: bool = False
+    axis: LevelAxis = LevelAxis()
 
 
 METHODS: dict[str, Method] = {}
 
 
-def register(name: str, *, domain: str, accepts: Callable[[float], bool], integer_levels: bool = False):
-    """Register ``fn`` as the degradation method ``name`` (the value of ``degradation.method``)."""
+def register(
+    name: str,
+    *,
+    domain: str,
+    accepts: Callable[[float], bool],
+    integer_levels: bool = False,
+    axis: LevelAxis = LevelAxis(),
+):
+    """Register ``fn`` as the degradation method ``name`` (the value of ``degradation.method``).
+
+    Args:
+        name: the method's name, as ``degradation.method`` and the records spell it.
+        domain: the allowed levels, in words, for error messages.
+        accepts: whether a level lies in the domain.
+        integer_levels: a computed range of levels is rounded to integers.
+        axis: how the report draws and orders the levels.
+    """
 
     def wrap(fn: MethodFn) -> MethodFn:
-        METHODS[name] = Method(fn, domain, accepts, integer_levels)
+        METHODS[name] = Method(fn, domain, accepts, integer_levels, axis)
         return fn
 
     return wrap
 
 
-@register("none", domain="0 (the clean model)", accepts=lambda x: x == 0)
+def level_axis(name: str) -> LevelAxis:
+    """How to draw and order the levels of method ``name``.
+
+    A method that is no longer registered (named by old records) gets a plain linear
+    ``"level"`` axis, damage growing with the level.
+    """
+    registered = METHODS.get(name)
+    return registered.axis if registered is not None else LevelAxis()
+
+
+@register("none", domain="0 (the clean model)", accepts=lambda x: x == 0, axis=LevelAxis("level (0: the clean model)"))
 def none(weight: torch.Tensor, level: float, *, generator: torch.Generator) -> torch.Tensor:
     """The identity: the clean baseline every sweep should contain."""
     return weight
 
 
-@register("mult_gauss", domain="σ ≥ 0", accepts=lambda x: x >= 0)
+@register("mult_gauss", domain="σ ≥ 0", accepts=lambda x: x >= 0, axis=LevelAxis("σ (multiplicative Gaussian noise)"))
 def mult_gauss(weight: torch.Tensor, level: float, *, generator: torch.Generator) -> torch.Tensor:
     """W ← W ⊙ (1 + ε), ε ~ N(0, σ²) per element; σ = ``level``."""
     if level == 0:
@@ -59,7 +113,9 @@ def mult_gauss(weight: torch.Tensor, level: float, *, generator: torch.Generator
     return noise.mul_(level).add_(1.0).mul_(weight)
 
 
-@register("ablation", domain="0 ≤ p ≤ 1", accepts=lambda x: 0 <= x <= 1)
+@register(
+    "ablation", domain="0 ≤ p ≤ 1", accepts=lambda x: 0 <= x <= 1, axis=LevelAxis("p (fraction of weights zeroed)")
+)
 def ablation(weight: torch.Tensor, level: float, *, generator: torch.Generator) -> torch.Tensor:
     """Zero every element independently with probability p = ``level``."""
     if level == 0:
@@ -73,7 +129,11 @@ def _is_quant_level(x: float) -> bool:
 
 
 @register(
-    "uni_quant", domain="an integer n ≥ 2 (or 0 for the clean model)", accepts=_is_quant_level, integer_levels=True
+    "uni_quant",
+    domain="an integer n ≥ 2 (or 0 for the clean model)",
+    accepts=_is_quant_level,
+    integer_levels=True,
+    axis=LevelAxis("n (quantisation levels per tensor)", log=True, damage_grows_with_level=False),
 )
 def uni_quant(weight: torch.Tensor, level: float, *, generator: torch.Generator) -> torch.Tensor:
     """Round each tensor to n = ``level`` evenly spaced values over its own [min, max].
