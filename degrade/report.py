@@ -1,17 +1,18 @@
-"""The analysis report: every record under a run or sweep dir, a summary table and plots.
+"""The analysis report: a summary table and plots of every record under a run or sweep dir.
 
-Jobs write only inside their own dirs (§9); this module aggregates afterwards. A job dir is
-any dir holding ``records.parquet`` or ``records.jsonl``; the parquet is read unless the
-journal holds more records (a job interrupted mid-cell), since the journal is the source.
+Jobs write only inside their own dirs; :mod:`degrade.collect` gathers their records and this
+module aggregates them. What a method's level means, how its axis is drawn and in which order
+its levels damage more comes from the method registry (:func:`degrade.methods.level_axis`),
+so the report names no method.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -21,124 +22,88 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from degrade.errors import DegradeError  # noqa: E402
-from degrade.records import FIELDS, KEY_FIELDS, SCHEMA  # noqa: E402
-from degrade.store import JOURNAL, PARQUET  # noqa: E402
+from degrade.collect import SETTINGS, collect, read_settings  # noqa: E402
+from degrade.methods import LevelAxis, level_axis  # noqa: E402
+from degrade.records import SCHEMA  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-GROUP = ["experiment", "model_name", "degradation_method", "param_group_name", "level_value"]
-LINE = ["experiment", "model_name", "degradation_method", "param_group_name"]
-# What the level means per method; uni_quant's n is drawn on a log axis, reversed so damage grows rightwards.
-X_LABEL = {
-    "mult_gauss": "σ (multiplicative Gaussian noise)",
-    "ablation": "p (fraction of weights zeroed)",
-    "uni_quant": "n quantisation levels (log scale, reversed: larger n = less damage)",
-    "none": "level",
-}
+ALL_RECORDS = "all_records.parquet"  # not records.parquet: a sweep's */records.parquet glob must not match it
+LINE = ["experiment", "model_name", "degradation_method", "param_group_name", SETTINGS]
+GROUP = [*LINE, "level_value"]
+CORE = ("tokens_out", "mattr", "repetition_rate")  # the metrics every record has (mattr: when long enough)
 
 
-def _job_dirs(root: Path) -> list[Path]:
-    found = {p.parent for name in (PARQUET, JOURNAL) for p in root.rglob(name)}
-    return sorted(d for d in found if _is_job(d, root))
+def _with_settings(df: pd.DataFrame) -> pd.DataFrame:
+    # Records without a settings hash (older ones, or a frame built by hand) form one null group.
+    hashes = df[SETTINGS] if SETTINGS in df else pd.Series(None, index=df.index, dtype=object)
+    return df.assign(**{SETTINGS: hashes.astype(object).where(hashes.notna(), None)})
 
 
-def _is_job(path: Path, root: Path) -> bool:
-    # previous-*/ holds results that force_run superseded; a report's own parquet carries job_dir.
-    if any(part.startswith("previous-") for part in path.relative_to(root).parts):
-        return False
-    try:
-        return not (path / PARQUET).exists() or "job_dir" not in pq.read_schema(path / PARQUET).names
-    except (pa.ArrowException, OSError):
-        return True  # an unreadable view: _read_job falls back to the journal
+def _key(settings_hash: Any) -> Any:
+    return None if pd.isna(settings_hash) else settings_hash  # grouping turns a None key into NaN
 
 
-def _read_journal(path: Path) -> pd.DataFrame:
-    lines = path.read_text(encoding="utf-8").splitlines()
-    if lines:
-        try:
-            json.loads(lines[-1])
-        except ValueError:
-            log.warning("%s: the last line is torn (an interrupted write); it is left out", path)
-            lines.pop()
-    if not lines:
-        return pd.DataFrame(columns=list(FIELDS))
-    try:
-        # dtype=False keeps timestamps as text; precise_float keeps the floats the job wrote.
-        frame = pd.read_json(io.StringIO("\n".join(lines)), lines=True, dtype=False, precise_float=True)
-    except ValueError as exc:
-        raise DegradeError(f"{path}: unreadable line before the last one ({exc}); repair or move it aside") from None
-    # Through the pinned schema, so journal and parquet jobs concatenate with the same dtypes.
-    return pa.Table.from_pandas(frame.reindex(columns=list(FIELDS)), schema=SCHEMA, preserve_index=False).to_pandas()
+def _label(labels: dict[Any, str], settings_hash: Any) -> str:
+    return labels.get(_key(settings_hash), "")
 
 
-def _read_job(job: Path) -> pd.DataFrame:
-    journal, parquet = job / JOURNAL, job / PARQUET
-    if parquet.exists():
-        try:
-            rows = pq.read_metadata(parquet).num_rows
-            if not journal.exists() or journal.read_bytes().count(b"\n") <= rows:
-                return pd.read_parquet(parquet)
-            log.info("%s: the journal holds more records than the parquet (interrupted job); reading it", job)
-        except (pa.ArrowException, OSError) as exc:
-            if not journal.exists():
-                raise DegradeError(
-                    f"{parquet}: unreadable ({str(exc).splitlines()[0][:120]}) and no "
-                    f"{JOURNAL} beside it to rebuild from"
-                ) from None
-            log.warning("%s: unreadable; reading the journal instead", parquet)
-    return _read_journal(journal)
+def _flat(settings: dict, prefix: str = "") -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in settings.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value if isinstance(value, str) else json.dumps(value)
+    return out
 
 
-def collect(root: Path) -> pd.DataFrame:
-    """Every record under ``root``, with a ``job_dir`` column relative to it.
+def split_settings(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> tuple[dict[Any, str], str]:
+    """Tell apart the settings of records that would otherwise pool into one line.
 
     Args:
-        root: A job dir, or a run or sweep dir with job dirs anywhere below it.
+        df: Records, as :func:`collect` returns them.
+        settings: ``{settings_hash: settings}``, as :func:`read_settings` returns them.
 
     Returns:
-        The records of all jobs, in job-dir order.
-
-    Raises:
-        DegradeError: ``root`` is not a directory or holds no records.
+        A short label per settings hash (null for older records) of every (experiment, model,
+        method, group) holding more than one, naming the settings that differ; and one line
+        naming them with their values. Both empty when nothing is split.
     """
-    root = Path(root)
-    if not root.is_dir():
-        raise DegradeError(f"{root}: no such directory")
-    frames = []
-    for job in _job_dirs(root):
-        frame = _read_job(job)
-        log.info("%s: %d records", job, len(frame))
-        if len(frame):
-            frames.append(frame.assign(job_dir=job.relative_to(root).as_posix()))
-    if not frames:
-        raise DegradeError(f"{root}: no records found (looked for {PARQUET} or {JOURNAL} in it and below it)")
-    records = pd.concat(frames, ignore_index=True)
-    duplicates = int(records.duplicated(list(KEY_FIELDS)).sum())
-    if duplicates:
-        log.warning("%d records share their key with a record of another job dir; the summary counts both", duplicates)
-    return records
+    hashes = _with_settings(df)[SETTINGS]
+    split = hashes.groupby([df[c] for c in LINE[:-1]], dropna=False).transform(lambda s: s.nunique(dropna=False) > 1)
+    ordered = list(dict.fromkeys(hashes[split.astype(bool)]))
+    if not ordered:
+        return {}, ""
+    flat = {h: _flat(settings[h]) for h in ordered if settings and h in settings}
+    keys = sorted({k for f in flat.values() for k in f if len({g.get(k, "?") for g in flat.values()}) > 1})
+    labels = {
+        h: ", ".join(f"{k}={flat[h].get(k, '?')}" for k in keys) if h in flat and keys else f"settings {h or 'unknown'}"
+        for h in ordered
+    }
+    parts = [f"{k} " + " / ".join(dict.fromkeys(f.get(k, "?") for f in flat.values())) for k in keys]
+    if len(flat) < len(ordered) or not keys:  # some jobs' settings are unknown: name their hashes
+        parts.append(f"{SETTINGS} " + " / ".join(h or "none (older records)" for h in ordered))
+    return labels, "; ".join(parts)
 
 
-def _damage_order(frame: pd.DataFrame) -> pd.Series:
-    # uni_quant: 0 is the clean model and larger n is less damage, so 1/n sorts in damage order.
-    quant = frame["degradation_method"].eq("uni_quant") & frame["level_value"].gt(0)
-    return frame["level_value"].mask(quant, 1 / frame["level_value"])
-
-
-def summarize(df: pd.DataFrame) -> pd.DataFrame:
-    """One row per (experiment, model, method, param group, level): counts and mean scores.
+def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.DataFrame:
+    """One row per (experiment, model, method, param group, settings, level): counts and mean scores.
 
     Columns: n (records), n_rep (distinct repetitions), tokens_out, accuracy (mean of the
     non-null ``correct``; NaN when none), ``accuracy_<category>`` per prompt category with
     scored items, mattr, repetition_rate, and info_units / perplexity when any record has them.
+    Records of one (experiment, model, method, group) whose settings differ are not pooled:
+    a ``settings`` column names what differs, and one log line says so.
 
     Args:
         df: Records, as :func:`collect` returns them.
+        settings: ``{settings_hash: settings}``, as :func:`read_settings` returns them.
 
     Returns:
-        The summary, in damage order within each (experiment, model, method, param group).
+        The summary, in damage order within each line (the method registry's order).
     """
+    df = _with_settings(df)
     scored = df[df["correct"].notna()]
     categories = sorted(scored["prompt_category"].dropna().unique())
     grouped = df.groupby(GROUP, sort=False, dropna=False)
@@ -151,83 +116,126 @@ def summarize(df: pd.DataFrame) -> pd.DataFrame:
         repetition_rate=("repetition_rate", "mean"),
     )
     for category in categories:
-        out[f"accuracy_{category}"] = scored[scored["prompt_category"] == category].groupby(GROUP)["correct"].mean()
+        by_cell = scored[scored["prompt_category"] == category].groupby(GROUP, dropna=False)["correct"].mean()
+        out[f"accuracy_{category}"] = by_cell
     for column in ("info_units", "perplexity"):
         if df[column].notna().any():
             out[column] = grouped[column].mean()
     out = out.reset_index()
-    out["_order"] = _damage_order(out)
-    return out.sort_values(LINE + ["_order"], kind="stable").drop(columns="_order").reset_index(drop=True)
+    # Settings in the order their jobs come (job-dir order), levels in the method's order of damage.
+    first = {h: i for i, h in enumerate(dict.fromkeys(df[SETTINGS]))}
+    order = [level_axis(m).damage_order(v) for m, v in zip(out["degradation_method"], out["level_value"])]
+    out = out.assign(_first=[first[_key(h)] for h in out[SETTINGS]], _order=order)
+    out = out.sort_values([*LINE[:-1], "_first", "_order"], kind="stable").drop(columns=["_first", "_order"])
+    labels, differences = split_settings(df, settings)
+    if labels:
+        log.warning("settings differ between jobs: %s; the table splits them (column settings)", differences)
+        out.insert(len(LINE) - 1, "settings", [_label(labels, h) for h in out[SETTINGS]])
+    return out.drop(columns=SETTINGS).reset_index(drop=True)
 
 
-def _per_repetition(df: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Mean ± standard error over repetitions of each repetition's mean."""
-    reps = df.groupby(LINE + ["level_value", "repeat_index"])[metric].mean().dropna().reset_index()
-    stats = reps.groupby(LINE + ["level_value"])[metric].agg(["mean", "sem", "count"]).reset_index()
+def repetition_stats(df: pd.DataFrame, metric: str) -> pd.DataFrame:
+    """Mean ± standard error over repetitions of each repetition's mean of ``metric``, per line and level.
+
+    Returns:
+        Columns experiment, model_name, degradation_method, param_group_name, settings_hash,
+        level_value, mean, sem (NaN with a single repetition) and count (repetitions).
+    """
+    # sort=False: lines come in the order of their records (job-dir order), as in the table.
+    reps = _with_settings(df).groupby([*GROUP, "repeat_index"], dropna=False, sort=False)[metric].mean()
+    stats = reps.dropna().reset_index().groupby(GROUP, dropna=False, sort=False)[metric]
+    stats = stats.agg(["mean", "sem", "count"]).reset_index()
     stats.loc[stats["count"] < 2, "sem"] = float("nan")  # one repetition: no spread to show
     return stats
 
 
-def plot(df: pd.DataFrame, out_dir: Path) -> list[Path]:
-    """One PNG per metric against level: a panel per method, a line per param group.
+def axis_label(method: str) -> str:
+    """The x-axis label of ``method``'s panel: what its level is, and how the axis is drawn."""
+    axis = level_axis(method)
+    notes = ["log scale"] * axis.log + ["reversed: larger is less damage"] * (not axis.damage_grows_with_level)
+    return f"{axis.label} ({', '.join(notes)})" if notes else axis.label
+
+
+def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = None) -> plt.Figure:
+    """``metric`` against level: a panel per method (that has the metric), a line per group and settings.
+
+    Args:
+        df: Records, as :func:`collect` returns them.
+        metric: A numeric record column.
+        settings: ``{settings_hash: settings}``, as :func:`read_settings` returns them.
+
+    Returns:
+        The figure (the caller saves and closes it).
+    """
+    stats = repetition_stats(df, metric)
+    labels, _ = split_settings(df, settings)
+    # Name a line by what varies: the group always, experiment and model only when there are several.
+    naming = [c for c in ("experiment", "model_name") if df[c].nunique() > 1] + ["param_group_name"]
+    methods = [m for m in dict.fromkeys(df["degradation_method"]) if m in set(stats["degradation_method"])]
+    fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), sharey=True, squeeze=False)
+    for ax, method in zip(axes[0], methods):
+        axis = level_axis(method)
+        for key, line in stats[stats["degradation_method"] == method].groupby(LINE, dropna=False, sort=False):
+            named = dict(zip(LINE, key))
+            label = " / ".join([str(named[c]) for c in naming] + [_label(labels, named[SETTINGS])]).removesuffix(" / ")
+            _draw(ax, line.sort_values("level_value"), axis, label)
+        _scale(ax, axis, stats.loc[stats["degradation_method"] == method, "level_value"])
+        ax.set_title(method)
+        ax.set_xlabel(axis_label(method))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="small")
+    axes[0][0].set_ylabel(f"{'accuracy' if metric == 'correct' else metric} (mean ± s.e. over repetitions)")
+    fig.tight_layout()
+    return fig
+
+
+def _draw(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, label: str) -> None:
+    # Level 0 (clean) has no place on a log axis, nor at the less-damage end of a reversed one: a reference line.
+    apart = axis.log or not axis.damage_grows_with_level
+    clean = line[line["level_value"] == 0] if apart else line.iloc[:0]
+    points = line.drop(index=clean.index)
+    drawn = ax.errorbar(points["level_value"], points["mean"], yerr=points["sem"], marker="o", capsize=3, label=label)
+    for value in clean["mean"]:
+        ax.axhline(value, linestyle="--", color=drawn[0].get_color(), alpha=0.6, label=f"{label} (clean, level 0)")
+
+
+def _scale(ax: plt.Axes, axis: LevelAxis, levels: pd.Series) -> None:
+    damaged = sorted(set(levels[levels > 0]))
+    if axis.log and damaged:
+        ax.set_xscale("log")
+        if len(damaged) <= 12:  # few levels: tick each one, as the user swept it
+            ax.set_xticks(damaged, [f"{v:g}" for v in damaged])
+            ax.minorticks_off()
+    if not axis.damage_grows_with_level:
+        ax.invert_xaxis()  # damage grows rightwards on every panel
+
+
+def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = None) -> list[Path]:
+    """One PNG per metric against level (see :func:`figure`).
 
     Args:
         df: Records, as :func:`collect` returns them.
         out_dir: Where the PNGs go (created if missing).
+        settings: ``{settings_hash: settings}``, as :func:`read_settings` returns them.
 
     Returns:
         The PNG paths written.
     """
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    metrics = ["tokens_out", "mattr", "repetition_rate"] + [
-        m for m in ("correct", "info_units", "perplexity") if df[m].notna().any()
-    ]
-    # Name a line by what varies: the group always, experiment and model only when there are several.
-    naming = [c for c in ("experiment", "model_name") if df[c].nunique() > 1] + ["param_group_name"]
+    # Accuracy, information units and perplexity exist for some experiments only; the others for every
+    # record, except mattr, null for an output shorter than its window.
+    metrics = [m for m in (*CORE, "correct", "info_units", "perplexity") if df[m].notna().any()]
+    if set(CORE) - set(metrics):
+        log.info("no %s plot: no record has a value", " or ".join(m for m in CORE if m not in metrics))
     written = []
     for metric in metrics:
-        stats = _per_repetition(df, metric)
-        # A panel per method that has this metric (perplexity may be enabled in some jobs only).
-        methods = [m for m in dict.fromkeys(df["degradation_method"]) if m in set(stats["degradation_method"])]
-        fig, axes = plt.subplots(1, len(methods), figsize=(5 * len(methods), 4), sharey=True, squeeze=False)
-        for ax, method in zip(axes[0], methods):
-            for key, line in stats[stats["degradation_method"] == method].groupby(LINE):
-                _draw(
-                    ax,
-                    line.sort_values("level_value"),
-                    method,
-                    " / ".join(str(dict(zip(LINE, key))[c]) for c in naming),
-                )
-            ax.set_title(method)
-            ax.set_xlabel(X_LABEL.get(method, "level"))
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize="small")
-        name = "accuracy" if metric == "correct" else metric
-        axes[0][0].set_ylabel(f"{name} (mean ± s.e. over repetitions)")
-        fig.tight_layout()
-        path = out_dir / f"{name}.png"
+        fig = figure(df, metric, settings)
+        path = out_dir / f"{'accuracy' if metric == 'correct' else metric}.png"
         fig.savefig(path, dpi=100)
         plt.close(fig)
         written.append(path)
     return written
-
-
-def _draw(ax: plt.Axes, line: pd.DataFrame, method: str, label: str) -> None:
-    if method != "uni_quant":
-        ax.errorbar(line["level_value"], line["mean"], yerr=line["sem"], marker="o", capsize=3, label=label)
-        return
-    # n = 0 (clean) has no place on a log axis: drawn as a reference line instead.
-    clean, damaged = line[line["level_value"] == 0], line[line["level_value"] > 0]
-    drawn = ax.errorbar(
-        damaged["level_value"], damaged["mean"], yerr=damaged["sem"], marker="o", capsize=3, label=label
-    )
-    for value in clean["mean"]:
-        ax.axhline(value, linestyle="--", color=drawn[0].get_color(), alpha=0.6, label=f"{label} (clean, n=0)")
-    if len(damaged):
-        ax.set_xscale("log", base=2)
-        if not ax.xaxis_inverted():
-            ax.invert_xaxis()
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -256,19 +264,21 @@ def write_report(root: Path, out_dir: Path | None = None) -> dict[str, Path | li
     """
     root = Path(root)
     records = collect(root)
+    settings = read_settings(root, records)
     out_dir = Path(out_dir) if out_dir is not None else root / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
-    summary = summarize(records)
+    summary = summarize(records, settings)
     paths: dict[str, Path | list[Path]] = {
-        "records": out_dir / PARQUET,
+        "records": out_dir / ALL_RECORDS,
         "summary_csv": out_dir / "summary.csv",
         "summary_md": out_dir / "summary.md",
     }
     # The pinned schema again: pandas would turn nullable ints into floats and all-null lists into nulls.
-    schema = SCHEMA.append(pa.field("job_dir", pa.string()))
+    schema = SCHEMA if SETTINGS in SCHEMA.names else SCHEMA.append(pa.field(SETTINGS, pa.string()))
+    schema = schema.append(pa.field("job_dir", pa.string()))
     pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
     paths["summary_md"].write_text(_markdown(summary), encoding="utf-8")
-    paths["plots"] = plot(records, out_dir)
+    paths["plots"] = plot(records, out_dir, settings)
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)
     return paths

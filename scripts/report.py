@@ -1,7 +1,10 @@
 """Aggregate every record under a run or sweep dir: one Parquet, a summary table, PNG plots.
 
-python scripts/report.py multirun/2026-11-22/02-49-24
+python scripts/report.py multirun/2026-11-22/02-49-24            # writes multirun/…/report/
 python scripts/report.py outputs/2026-11-22/02-49-24 --out /tmp/report
+
+The report dir gets all_records.parquet (every record, with its job_dir), summary.csv,
+summary.md and one PNG per metric.
 """
 
 from __future__ import annotations
