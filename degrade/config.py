@@ -320,11 +320,13 @@ def to_run_config(cfg: Any) -> RunConfig:
     """The composed ``DictConfig`` as a validated :class:`RunConfig`.
 
     Raises:
-        ConfigError: a value outside its key's domain (raised by the schemas' checks).
+        ConfigError: a key no schema defines (see :func:`check_known_keys`), or a value outside
+            its key's domain (raised by the schemas' checks).
     """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    check_known_keys(cfg)
     try:
         return OmegaConf.to_object(cfg)
     except OmegaConfBaseException as exc:
@@ -332,3 +334,46 @@ def to_run_config(cfg: Any) -> RunConfig:
         if isinstance(cause, ConfigError):
             raise cause from None
         raise ConfigError(getattr(exc, "full_key", None) or "config", str(exc).splitlines()[0]) from None
+
+
+def check_known_keys(cfg: Any) -> None:
+    """Refuse a key that no schema defines, before anything runs.
+
+    Hydra's ``+key=value`` adds a key even where the schema has none (``+foo=1``,
+    ``+generation.temprature=0.7``), and the typed config would then drop it without a word:
+    the job would run with a setting the user believes is in force. The ``hydra`` node is
+    Hydra's own and is not checked.
+
+    Raises:
+        ConfigError: naming the first unknown key and the closest known one.
+    """
+    from omegaconf import DictConfig, ListConfig, OmegaConf
+
+    def walk(node: Any, path: str) -> None:
+        if isinstance(node, ListConfig):
+            for index in range(len(node)):  # a list that is null has length 0
+                walk(node[index], f"{path}.{index}")
+            return
+        if not isinstance(node, DictConfig) or not len(node):
+            return
+        schema = OmegaConf.get_type(node)
+        if not dataclasses.is_dataclass(schema):
+            return
+        known = [f.name for f in dataclasses.fields(schema)]
+        for key, value in node.items_ex(resolve=False):
+            name = f"{path}.{key}" if path else str(key)
+            if key not in known and name != "hydra":
+                raise unknown_key(name, known)
+            walk(value, name)
+
+    walk(cfg, "")
+
+
+def unknown_key(name: str, known: list[str]) -> ConfigError:
+    """The one-line refusal of the key ``name`` (dotted), naming the closest of the ``known`` keys beside it."""
+    import difflib
+
+    close = difflib.get_close_matches(name.rpartition(".")[2], known, n=1)
+    if close:
+        return ConfigError(name, f"unknown key — did you mean {close[0]!r}?")
+    return ConfigError(name, f"unknown key; the keys here are {', '.join(known)}")
