@@ -7,61 +7,57 @@ python scripts/run.py --multirun degradation=mult_gauss,ablation param_group=att
 
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-import hydra  # noqa: E402
-from hydra.core.hydra_config import HydraConfig  # noqa: E402
-from omegaconf import DictConfig, OmegaConf  # noqa: E402
+try:
+    import hydra
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig, OmegaConf
 
-from degrade.config import register_configs, to_run_config  # noqa: E402
-from degrade.errors import DegradeError  # noqa: E402
-from degrade.runner import run_job  # noqa: E402
-from degrade.store import check_output_dir  # noqa: E402
+    from degrade import sweep
+    from degrade.config import register_configs, to_run_config
+    from degrade.hydra_callbacks import one_line_errors
+    from degrade.joblog import JobFiles
+    from degrade.runner import run_job
+except KeyboardInterrupt:  # Ctrl-C while torch and transformers import: one line, no traceback
+    sys.stderr.write("[ERROR] interrupted while starting: nothing was run or written\n")
+    sys.exit(130)
 
-log = logging.getLogger("degrade")
 register_configs()
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> None:
-    out_dir = Path(HydraConfig.get().runtime.output_dir)
-    try:
-        run_cfg = to_run_config(cfg)
-        summary = run_job(run_cfg, out_dir, OmegaConf.to_yaml(cfg, resolve=True))
-    except DegradeError as exc:
-        log.error("%s", exc)
-        sys.exit(exc.exit_code)
-    except KeyboardInterrupt:
-        log.error("interrupted: every finished batch is kept in %s; run the same command to continue", out_dir)
-        sys.exit(130)
-    if summary.plan is not None:
-        log.info("dry run: nothing generated, no file written")
-        return
-    log.info(
-        "done: %d records (%d generated, %d already there) in %.1f s → %s",
-        summary.records,
-        summary.generated,
-        summary.skipped,
-        summary.seconds,
-        summary.out_dir,
+    hc = HydraConfig.get()
+    out_dir = Path(hc.runtime.output_dir)
+    in_sweep = hc.mode == RunMode.MULTIRUN
+    overrides = list(hc.overrides.task)
+    files = JobFiles(  # written by the job when it starts writing, as Hydra would have written them
+        out_dir,
+        {
+            "config.yaml": OmegaConf.to_yaml(cfg),
+            "hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
+            "overrides.yaml": OmegaConf.to_yaml(hc.overrides.task),
+        },
+        sweep_job=in_sweep,
+        fallback_log=sweep.crash_log(Path(hc.sweep.dir), hc.job.num) if in_sweep else None,
     )
-
-
-def preflight(argv: list[str]) -> None:
-    """Refuse an output dir that cannot be written before Hydra tries to create it."""
-    dirs = [a.split("=", 1)[1] for a in argv if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
-    try:
-        for d in dirs or ["."]:
-            check_output_dir(Path(d))
-    except DegradeError as exc:
-        print(f"[ERROR] {exc}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+    if in_sweep:
+        sweep.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir)
+    outcome = sweep.run_guarded(
+        lambda: run_job(to_run_config(cfg), out_dir, OmegaConf.to_yaml(cfg, resolve=True), on_start=files.start),
+        files,
+    )
+    if in_sweep:
+        sweep.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir, outcome)
+    if outcome.exit_code == 130 or (outcome.exit_code and not in_sweep):
+        sys.exit(outcome.exit_code)  # Ctrl-C stops a whole sweep; any other failure stops only its job
 
 
 if __name__ == "__main__":
-    preflight(sys.argv[1:])
-    main()
+    with one_line_errors():
+        main()
