@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from typing import Any
@@ -10,6 +11,7 @@ import psutil
 import torch
 
 from degrade import generation
+from degrade.records import GenParams
 
 log = logging.getLogger(__name__)
 
@@ -29,26 +31,43 @@ def kv_cache_bytes(config: Any, batch: int, seq_len: int, dtype: torch.dtype) ->
 
 
 def estimate(
-    job, loaded, snapshot_bytes: int, todo: dict, encoded: dict[str, list[int]], params: dict[str, Any]
+    loaded: Any,
+    snapshot_bytes: int,
+    work: dict[Any, list],
+    encoded: dict[str, list[int]],
+    params: GenParams,
+    *,
+    cells: int,
+    max_batch_size: int,
 ) -> dict[str, Any]:
-    """Measure one short batch and extrapolate; log the plan and return it."""
-    cfg = job.cfg
-    generations = sum(len(p) for p in todo.values())
-    batches = sum(-(-len(p) // cfg.generation.max_batch_size) for p in todo.values() if p)
-    largest = max((min(len(p), cfg.generation.max_batch_size) for p in todo.values()), default=0)
+    """Measure one short batch and extrapolate; log the plan and return it.
+
+    Args:
+        loaded: the loaded model (``degrade.loading.Loaded``).
+        snapshot_bytes: bytes of the clean copies the job holds.
+        work: the prompts still to run, per cell.
+        encoded: token ids per prompt id.
+        params: the effective decoding.
+        cells: the job's cells, run or not.
+        max_batch_size: the largest batch generation may use.
+    """
+    generations = sum(len(p) for p in work.values())
+    batches = sum(-(-len(p) // max_batch_size) for p in work.values() if p)
+    largest = max((min(len(p), max_batch_size) for p in work.values()), default=0)
     prompt_len = max(len(ids) for ids in encoded.values())
-    max_new = params["max_new_tokens"]
+    max_new = params.max_new_tokens
     seconds_per_step = seconds_prefill = 0.0
     if largest:
-        seconds_prefill, seconds_per_step = _calibrate(loaded, [encoded[p.id] for p in job.prompts][:largest], params)
+        sample = next(p for p in work.values() if len(p) >= largest)[:largest]
+        seconds_prefill, seconds_per_step = calibrate(loaded, [encoded[p.id] for p in sample], params)
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     kv = kv_cache_bytes(loaded.model.config, largest, prompt_len + max_new, loaded.dtype)
     available = (
         torch.cuda.mem_get_info(loaded.device)[1] if loaded.device.type == "cuda" else psutil.virtual_memory().total
     )
     plan = {
-        "cells": len(job.cells),
-        "cells_to_run": sum(1 for p in todo.values() if p),
+        "cells": cells,
+        "cells_to_run": sum(1 for p in work.values() if p),
         "generations": generations,
         "batches": batches,
         "largest_batch": largest,
@@ -77,7 +96,7 @@ def estimate(
     log.info(
         "dry run: estimated time %s (calibration at batch %d: %.3f s per prompt pass, %.3f s per new token "
         "step; every answer taken to max_new_tokens)",
-        _hms(plan["estimated_seconds"]),
+        hms(plan["estimated_seconds"]),
         largest,
         seconds_prefill,
         seconds_per_step,
@@ -94,31 +113,37 @@ def estimate(
     return plan
 
 
-def _calibrate(loaded, sample: list[list[int]], params: dict[str, Any]) -> tuple[float, float]:
+# Calibrations already measured in this process, by (model, batch, prompt width, decoding): the jobs of a
+# sweep share a loaded model, so a sweep's dry run measures each shape once.
+_MEASURED: dict[tuple, tuple[float, float]] = {}
+
+
+def calibrate(loaded: Any, sample: list[list[int]], params: GenParams) -> tuple[float, float]:
     """Seconds for the prompt pass and for one decoding step of ``sample`` as one batch.
 
     A first short call takes the one-off setup of a fresh process; two timed lengths then
-    separate the prompt pass from the cost of each new token.
+    separate the prompt pass from the cost of each new token. Measured once per process
+    for each model, batch shape and decoding.
     """
+    key = (id(loaded.model), len(sample), max(map(len, sample)), params)
+    if key in _MEASURED:
+        return _MEASURED[key]
 
     def seconds(tokens: int) -> float:
         start = time.perf_counter()
-        generation.generate(
-            loaded.model,
-            loaded.tokenizer,
-            sample,
-            {**params, "max_new_tokens": tokens, "min_new_tokens": tokens},
-            loaded.device,
-        )
+        fixed = dataclasses.replace(params, max_new_tokens=tokens)
+        generation.generate(loaded.model, loaded.tokenizer, sample, fixed, loaded.device, min_new_tokens=tokens)
         return time.perf_counter() - start
 
     seconds(1)
     short, long = seconds(2), seconds(2 + _CALIBRATION_TOKENS)
     step = max(long - short, 0.0) / _CALIBRATION_TOKENS
-    return max(short - 2 * step, 0.0), step
+    _MEASURED[key] = (max(short - 2 * step, 0.0), step)
+    return _MEASURED[key]
 
 
-def _hms(seconds: float) -> str:
+def hms(seconds: float) -> str:
+    """``seconds`` as ``1h02m03s`` or ``2m03s``."""
     minutes, secs = divmod(int(round(seconds)), 60)
     hours, minutes = divmod(minutes, 60)
     return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"

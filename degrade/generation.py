@@ -5,16 +5,19 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
 
-GEN_KEYS = ("temperature", "do_sample", "max_new_tokens", "top_k", "top_p", "repetition_penalty")
+from degrade.records import GenParams
+
 # What Transformers uses when neither the user nor the model's generation config sets a value.
 _LIBRARY_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
+_SAMPLING_KNOBS = ("temperature", "top_k", "top_p")
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,7 @@ class Sample:
     tokens_in: int
     tokens_out: int
     duration: float  # wall seconds of the batch that produced it
+    finish_reason: str  # "stop": it ended with an end-of-turn token; "length": max_new_tokens was reached
 
 
 def set_all_seeds(seed: int) -> None:
@@ -36,16 +40,26 @@ def set_all_seeds(seed: int) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def effective_params(model: Any, gen) -> dict[str, Any]:
-    """The values generation will really use: ours, else the model's generation config, else the library's."""
+def effective_params(model: Any, gen: Any) -> GenParams:
+    """The values generation will really use: ours, else the model's generation config, else the library's.
+
+    Under greedy decoding the sampling knobs are None: they play no part, so no record lists them.
+    """
     model_cfg = getattr(model, "generation_config", None)
-    out: dict[str, Any] = {}
-    for key in GEN_KEYS:
-        value = getattr(gen, key)
-        if value is None and model_cfg is not None:
-            value = getattr(model_cfg, key, None)
-        out[key] = _LIBRARY_DEFAULTS.get(key) if value is None else value
-    return out
+
+    def value(key: str) -> Any:
+        ours = getattr(gen, key)
+        if ours is None and model_cfg is not None:
+            ours = getattr(model_cfg, key, None)
+        return _LIBRARY_DEFAULTS.get(key) if ours is None else ours
+
+    sampling = {k: value(k) if gen.do_sample else None for k in _SAMPLING_KNOBS}
+    return GenParams(
+        do_sample=gen.do_sample,
+        max_new_tokens=gen.max_new_tokens,
+        repetition_penalty=value("repetition_penalty"),
+        **sampling,
+    )
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
@@ -79,19 +93,19 @@ def pad_id(tokenizer: Any) -> int:
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
 
-def generation_config(model: Any, tokenizer: Any, params: dict[str, Any]) -> Any:
+def generation_config(model: Any, tokenizer: Any, params: GenParams, min_new_tokens: int = 0) -> Any:
     """The model's generation config with the effective ``params`` applied (sampling knobs only when sampling)."""
     config = copy.deepcopy(model.generation_config)
-    sampling = {k: params[k] for k in ("temperature", "top_k", "top_p")} if params["do_sample"] else {}
+    sampling = {k: getattr(params, k) for k in _SAMPLING_KNOBS} if params.do_sample else {}
     config.update(
-        do_sample=params["do_sample"],
-        max_new_tokens=params["max_new_tokens"],
-        repetition_penalty=params["repetition_penalty"],
+        do_sample=params.do_sample,
+        max_new_tokens=params.max_new_tokens,
+        repetition_penalty=params.repetition_penalty,
         pad_token_id=pad_id(tokenizer),
         **sampling,
     )
-    if params.get("min_new_tokens"):  # calibration runs force their length
-        config.update(min_new_tokens=params["min_new_tokens"])
+    if min_new_tokens:  # calibration runs force their length
+        config.update(min_new_tokens=min_new_tokens)
     return config
 
 
@@ -103,15 +117,40 @@ def to_samples(
     samples = []
     for row, n_in in enumerate(tokens_in):
         new = out[row, width:].tolist()
-        n_out = next((i + 1 for i, t in enumerate(new) if t in eos), len(new))
+        stop = next((i + 1 for i, t in enumerate(new) if t in eos), None)
+        n_out = stop or len(new)
         text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
-        samples.append(Sample(text.strip(), int(n_in), n_out, duration))
+        samples.append(Sample(text.strip(), int(n_in), n_out, duration, "stop" if stop else "length"))
     return samples
+
+
+class Progress(StoppingCriteria):
+    """Never stops generation; reports the decoding step every ``every`` seconds, so a long batch is not silent."""
+
+    def __init__(self, max_new_tokens: int, report: Callable[[int, int, float], None], every: float = 15.0) -> None:
+        self.max_new_tokens, self.report, self.every = max_new_tokens, report, every
+        self.start = self.last = time.perf_counter()
+        self.step = 0
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        self.step += 1
+        now = time.perf_counter()
+        if now - self.last >= self.every:
+            self.last = now
+            self.report(self.step, self.max_new_tokens, now - self.start)
+        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 @torch.inference_mode()
 def generate(
-    model: Any, tokenizer: Any, prompts: Sequence[list[int]], params: dict[str, Any], device: torch.device
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[int]],
+    params: GenParams,
+    device: torch.device,
+    *,
+    min_new_tokens: int = 0,
+    progress: Progress | None = None,
 ) -> list[Sample]:
     """Generate one answer per prompt (already encoded) in a single left-padded batch."""
     width = max(len(p) for p in prompts)
@@ -124,6 +163,7 @@ def generate(
     out = model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
-        generation_config=generation_config(model, tokenizer, params),
+        generation_config=generation_config(model, tokenizer, params, min_new_tokens),
+        stopping_criteria=StoppingCriteriaList([progress] if progress else []),
     )
     return to_samples(model, tokenizer, out, width, [len(p) for p in prompts], time.perf_counter() - start)

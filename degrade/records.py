@@ -1,15 +1,36 @@
 """The record contract: one frozen dataclass, a pinned Arrow schema, and the record key.
 
 Every field the original study wrote is kept under its old name, so old notebooks keep
-working; the new fields follow. ``output`` holds only the generated continuation.
+working; the new fields follow. ``output`` holds only the generated continuation. The
+contract is documented field by field in ``docs/records.md``.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
 from typing import Any, Optional
 
 import pyarrow as pa
+
+
+@dataclass(frozen=True)
+class GenParams:
+    """The decoding a record was generated with: ours, else the model's generation config, else the library's.
+
+    The sampling knobs (temperature, top_k, top_p) are None under greedy decoding, where they play no part.
+    """
+
+    do_sample: bool
+    max_new_tokens: int
+    temperature: Optional[float]
+    top_k: Optional[int]
+    top_p: Optional[float]
+    repetition_penalty: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -25,11 +46,11 @@ class Record:
     output: str
     std_dev: float  # the level, whatever the method (old name)
     repeat_index: int
-    temperature: float
+    temperature: Optional[float]  # None under greedy decoding
     do_sample: bool
     param_group_name: str
     seed: int
-    duration: float
+    duration: float  # wall seconds of the batch that produced the record
     tokens: int  # generated tokens (= tokens_out)
     degradation_method: str
     usar_4bit: bool
@@ -39,8 +60,10 @@ class Record:
     config_name: str
     model_variant: str
     prompt_category: Optional[str]
+    prompt_hash: str
     tokens_in: int
     tokens_out: int
+    finish_reason: str  # "stop" (an end-of-turn token) or "length" (max_new_tokens reached)
     level_value: float
     level_index: int
     degrad_level: float
@@ -49,7 +72,8 @@ class Record:
     dtype: str
     load_4bit: bool
     restore_strategy: str
-    gen_params: dict
+    gen_params: GenParams
+    settings_hash: str
     image_used: bool
     image_filename: Optional[str]
     vram_usage_percent: Optional[float]
@@ -58,7 +82,7 @@ class Record:
     # Scores.
     n_words: int
     ttr: float
-    mattr: float
+    mattr: Optional[float]
     repetition_rate: float
     correct: Optional[int]
     info_units: Optional[int]
@@ -68,34 +92,132 @@ class Record:
         return asdict(self)
 
 
-GEN_PARAMS = pa.struct(
-    [
-        ("temperature", pa.float64()),
-        ("do_sample", pa.bool_()),
-        ("max_new_tokens", pa.int64()),
-        ("top_k", pa.int64()),
-        ("top_p", pa.float64()),
-        ("repetition_penalty", pa.float64()),
-    ]
-)
+@dataclass(frozen=True)
+class JobFacts:
+    """What every record of one job shares."""
 
-_ARROW = {
+    experiment: str
+    model_name: str
+    method: str
+    param_group_name: str
+    config_name: str
+    name_suffix: str
+    seed_base: int
+    load_4bit: bool
+    device: str
+    dtype: str
+    restore_strategy: str
+    gen: GenParams
+    settings_hash: str
+    image_filename: Optional[str]
+
+
+@dataclass(frozen=True)
+class CellFacts:
+    """What every record of one cell (level × repetition) shares."""
+
+    level_index: int
+    level: float
+    repeat: int
+    weights_fingerprint: str
+    perplexity: Optional[float]
+
+
+def make_record(
+    job: JobFacts,
+    cell: CellFacts,
+    prompt: Any,
+    sample: Any,
+    *,
+    batch_size: int,
+    memory: Optional[float],
+    scores: dict[str, Any],
+) -> Record:
+    """The record of one generation.
+
+    Args:
+        job: the job's shared facts.
+        cell: the cell's shared facts.
+        prompt: the prompt (``id``, ``text``, ``category``) and its ``hash`` (:func:`prompt_hash`).
+        sample: the generated answer (``text``, ``tokens_in``, ``tokens_out``, ``duration``, ``finish_reason``).
+        batch_size: prompts in the batch that produced it.
+        memory: device memory in use after the batch, in percent.
+        scores: the text's scores (``degrade.scoring.score_output``).
+    """
+    return Record(
+        timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        model_name=job.model_name,
+        prompt_group=job.experiment,
+        prompt_id=prompt.id,
+        prompt_text=prompt.text,
+        output=sample.text,
+        std_dev=cell.level,
+        repeat_index=cell.repeat,
+        temperature=job.gen.temperature,
+        do_sample=job.gen.do_sample,
+        param_group_name=job.param_group_name,
+        seed=job.seed_base + cell.repeat,
+        duration=round(sample.duration, 4),
+        tokens=sample.tokens_out,
+        degradation_method=job.method,
+        usar_4bit=job.load_4bit,
+        experiment=job.experiment,
+        experiment_id=f"{job.method}|{job.model_name}|{job.name_suffix}",
+        config_name=job.config_name,
+        model_variant="it",
+        prompt_category=prompt.category,
+        prompt_hash=prompt.hash,
+        tokens_in=sample.tokens_in,
+        tokens_out=sample.tokens_out,
+        finish_reason=sample.finish_reason,
+        level_value=cell.level,
+        level_index=cell.level_index,
+        degrad_level=cell.level,
+        batch_size_effective=batch_size,
+        device=job.device,
+        dtype=job.dtype,
+        load_4bit=job.load_4bit,
+        restore_strategy=job.restore_strategy,
+        gen_params=job.gen,
+        settings_hash=job.settings_hash,
+        image_used=job.image_filename is not None,
+        image_filename=job.image_filename,
+        vram_usage_percent=memory,
+        perplexity=cell.perplexity,
+        weights_fingerprint=cell.weights_fingerprint,
+        **scores,
+    )
+
+
+def prompt_hash(text: str, image_digest: str | None = None) -> str:
+    """A short hash of what the model is shown: the prompt text, and the image's digest when there is one."""
+    shown = text if image_digest is None else f"{text}\0{image_digest}"
+    return hashlib.sha256(shown.encode()).hexdigest()[:12]
+
+
+def _arrow_struct(cls: type) -> pa.StructType:
+    return pa.struct([(f.name, _arrow_type(f.type)) for f in fields(cls)])
+
+
+_ARROW: dict[str, Any] = {
     "str": pa.string(),
     "float": pa.float64(),
     "int": pa.int64(),
     "bool": pa.bool_(),
-    "dict": GEN_PARAMS,
     "list": pa.list_(pa.string()),
 }
 
 
 def _arrow_type(annotation: str) -> pa.DataType:
-    return _ARROW[annotation.removeprefix("Optional[").removesuffix("]")]
+    name = annotation.removeprefix("Optional[").removesuffix("]")
+    return _ARROW[name] if name in _ARROW else _arrow_struct(globals()[name])
 
 
 SCHEMA = pa.schema([pa.field(f.name, _arrow_type(f.type), nullable=True) for f in fields(Record)])
 FIELDS = tuple(f.name for f in fields(Record))
 
+# A record names its job (experiment, model, method, group), its cell (level, repetition) and its prompt: the id,
+# and the hash of the text (and image) shown, so a prompt edited under the same id runs again.
 KEY_FIELDS = (
     "experiment",
     "model_name",
@@ -104,11 +226,33 @@ KEY_FIELDS = (
     "level_value",
     "repeat_index",
     "prompt_id",
+    "prompt_hash",
 )
+# The original study's records name the level and the task differently, and carry no prompt hash.
+_LEGACY_NAMES = {"level_value": "std_dev", "experiment": "prompt_group"}
+
+
+def upgrade(record: dict[str, Any]) -> dict[str, Any] | None:
+    """``record`` with every key field filled, or None when it cannot say which prompt and cell it covers.
+
+    Records written before a field existed get it from what they hold: the level from ``std_dev``, the
+    experiment from ``prompt_group``, the prompt hash from ``prompt_text`` (an image they were shown is
+    not known, so such prompts run again once).
+    """
+    out = dict(record)
+    for key, old in _LEGACY_NAMES.items():
+        if out.get(key) is None:
+            out[key] = out.get(old)
+    if out.get("prompt_hash") is None and isinstance(out.get("prompt_text"), str):
+        out["prompt_hash"] = prompt_hash(out["prompt_text"])
+    if any(out.get(k) is None for k in KEY_FIELDS):
+        return None
+    out["prompt_id"] = str(out["prompt_id"])
+    return out
 
 
 def record_key(record: dict[str, Any]) -> tuple:
-    """What makes a record unique in a job: (experiment, model, method, group, level, repeat, prompt)."""
+    """What makes a record unique in a job: (experiment, model, method, group, level, repeat, prompt, its hash)."""
     return tuple(float(record[k]) if k == "level_value" else record[k] for k in KEY_FIELDS)
 
 

@@ -1,33 +1,34 @@
-"""One job: load once, then for every cell restore, damage, generate, score and record."""
+"""One job: check its dir, load once, then for every cell restore, damage, generate, score and record.
+
+A job dir belongs to one configuration (:mod:`degrade.settings`): a job resumes only when the
+settings that shape its records are unchanged, and is refused, writing nothing, when they are not.
+"""
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from degrade import damage, dryrun, generation, loading, provenance, vision
+from degrade import dryrun, provenance
+from degrade.cells import Cell, CellRunner, cells
 from degrade.config import RunConfig
-from degrade.memory import MemoryPolicy, is_out_of_memory
-from degrade.params import resolve_group
-from degrade.perplexity import perplexity
-from degrade.restore import Snapshot, fingerprint
-from degrade.scoring import score_output
+from degrade.prepare import Prepared, Prompt, prepare, shown
+from degrade.records import JobFacts
+from degrade.settings import (
+    read_previous,
+    record_settings,
+    refuse_other_settings,
+    refuse_other_weights,
+    settings_hash,
+)
 from degrade.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Cell:
-    """One (level, repetition) of a job's sweep."""
-
-    level_index: int
-    level: float
-    repeat: int
 
 
 @dataclass
@@ -38,11 +39,6 @@ class JobSummary:
     skipped: int
     seconds: float
     plan: dict | None = None
-
-
-def cells(cfg: RunConfig) -> list[Cell]:
-    """Levels in the order given; the repetitions of each level together."""
-    return [Cell(i, level, r) for i, level in enumerate(cfg.degradation.levels) for r in range(cfg.experiment.n_rep)]
 
 
 def safe_name(text: str) -> str:
@@ -59,27 +55,163 @@ def _now() -> str:
 
 
 class Job:
-    """The state of one running job; :func:`run_job` is the way in."""
+    """The state of one job; :func:`run_job` is the way in."""
 
-    def __init__(self, cfg: RunConfig, out_dir: Path, resolved_yaml: str) -> None:
-        self.cfg, self.out_dir = cfg, out_dir
+    def __init__(self, cfg: RunConfig, out_dir: Path, resolved_yaml: str, on_start: Callable[[], None] | None) -> None:
+        self.cfg, self.out_dir, self.on_start = cfg, out_dir, on_start
         self.store = RecordStore(out_dir, json_name(cfg), cfg.formats)
+        self.settings = record_settings(cfg)
         self.meta: dict[str, Any] = {
+            "status": "running",
             "start_time": _now(),
             "config_hash": provenance.config_hash(resolved_yaml),
+            "settings_hash": settings_hash(self.settings),
+            "settings": self.settings,
             **provenance.git_state(),
             "versions": provenance.versions(),
             "environment": provenance.environment(),
         }
-        self.prompts = cfg.experiment.selected
+        self.shown = shown(cfg.experiment)
         self.cells = cells(cfg)
-        self.generated = 0
-        self.perplexity: dict[int, float] = {}
-        image = cfg.experiment.image
-        self.image = vision.load_image(Path(image.path).expanduser()) if image.enabled else None
-        self.image_filename = Path(image.path).name if image.enabled else None
+        self.started = time.perf_counter()
 
-    def key_of(self, cell: Cell, prompt_id: str) -> dict[str, Any]:
+    # -- the way through a job, top to bottom ------------------------------------------------------------
+
+    def run(self) -> JobSummary:
+        if self.cfg.dry_run:
+            return self.dry_run()
+        with self.store.locked():  # one writer per job dir: a second copy of the command stops at once
+            previous = {} if self.cfg.force_run else read_previous(self.out_dir)
+            refuse_other_settings(self.out_dir, previous, self.settings)
+            self.read(repair=False)
+            work = self.work()
+            self.log_plan(work)
+            prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
+            if prepared is not None:
+                refuse_other_weights(self.out_dir, previous, prepared.snapshot.clean_fingerprint)
+            self.start()
+            self.read(repair=True)  # the journal again, now repairing it (a torn line kept aside, views adopted)
+            return self.execute(self.work(), prepared)
+
+    def dry_run(self) -> JobSummary:
+        """The plan, a time and memory estimate; nothing written."""
+        self.read(repair=False)
+        work = self.work()
+        self.log_plan(work)
+        prepared = prepare(self.cfg, self.shown.prompts)
+        try:
+            plan = dryrun.estimate(
+                prepared.loaded,
+                prepared.snapshot.nbytes,
+                work,
+                prepared.encoded,
+                prepared.params,
+                cells=len(self.cells),
+                max_batch_size=self.cfg.generation.max_batch_size,
+            )
+        finally:
+            prepared.snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded
+        return self.summary(work, plan)
+
+    def read(self, *, repair: bool) -> None:
+        """The records already in the dir (none with ``force_run``); ``repair`` lets the store mend what it finds."""
+        self.store.reset()
+        if not self.cfg.force_run:
+            self.store.load(repair=repair)
+
+    def work(self) -> dict[Cell, list[Prompt]]:
+        """The prompts each cell still needs: those without a record."""
+        return {c: [p for p in self.shown.prompts if not self.store.has(self.key(c, p))] for c in self.cells}
+
+    def log_plan(self, work: dict[Cell, list[Prompt]]) -> None:
+        if self.store.records:
+            log.info("resuming: %d records already in %s", len(self.store.records), self.store.journal)
+        prompts, missing = self.shown.prompts, self.missing(work)
+        log.info(
+            "plan: %d cells × %d prompts = %d generations, %d to run",
+            len(self.cells),
+            len(prompts),
+            len(self.cells) * len(prompts),
+            missing,
+        )
+        self.log_changed_prompts()
+        if missing and not self.cfg.generation.do_sample and self.cfg.experiment.n_rep > 1:
+            log.info(
+                "greedy decoding: repetitions differ only by their damage draw, so at level 0 (the clean "
+                "model) the %d repetitions are identical",
+                self.cfg.experiment.n_rep,
+            )
+
+    def start(self) -> None:
+        """The job takes its dir: from here on it writes."""
+        if self.on_start is not None:
+            self.on_start()
+        self.store.claim()
+        if self.cfg.force_run:
+            self.store.set_aside()
+        write_json(self.out_dir / METADATA, self.meta)
+
+    def execute(self, work: dict[Cell, list[Prompt]], prepared: Prepared | None) -> JobSummary:
+        runner = None
+        try:
+            if prepared is not None and self.missing(work):
+                runner = self.run_cells(work, prepared)
+            self.meta["status"] = "done"
+        except KeyboardInterrupt:
+            self.meta["status"] = "interrupted"
+            raise
+        except BaseException as exc:
+            self.meta.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
+        finally:  # interrupted or not, the views and metadata match the journal
+            self.finish(runner, prepared)
+        return self.summary(work)
+
+    def run_cells(self, work: dict[Cell, list[Prompt]], prepared: Prepared) -> CellRunner:
+        loaded = prepared.loaded
+        self.meta.update(
+            model={
+                "name": self.cfg.model.name,
+                "source": loaded.source,
+                "backend": loaded.backend,
+                "load_s": round(loaded.load_s, 3),
+                "weights_fingerprint": prepared.snapshot.clean_fingerprint,
+            },
+            model_load_s=round(loaded.load_s, 3),
+            model_cache_hit=loaded.cache_hit,
+            device=str(loaded.device),
+            device_name=provenance.device_name(loaded.device),
+            param_group=prepared.group.summary(),
+        )
+        write_json(self.out_dir / "param_group.json", prepared.group.summary())
+        runner = CellRunner(self.cfg, prepared, self.shown, self.store, self.facts(prepared), self.missing(work))
+        try:
+            for number, (cell, prompts) in enumerate(work.items(), start=1):
+                if prompts:
+                    runner.run(number, len(work), cell, prompts)
+        finally:
+            prepared.snapshot.restore()  # a model reused by the next job of a multirun starts clean
+        return runner
+
+    def finish(self, runner: CellRunner | None, prepared: Prepared | None) -> None:
+        start = time.perf_counter()
+        self.store.write_views()
+        timings = dict(runner.timings) if runner else {"cells": 0}
+        timings["views_s"] = timings.get("views_s", 0.0) + time.perf_counter() - start
+        timings["load_s"] = prepared.loaded.load_s if prepared and not prepared.loaded.cache_hit else 0.0
+        timings["total_s"] = time.perf_counter() - self.started
+        self.meta.update(
+            end_time=_now(),
+            records=len(self.store.records),
+            generated=runner.generated if runner else 0,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+        write_json(self.out_dir / METADATA, self.meta)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def key(self, cell: Cell, prompt: Prompt) -> dict[str, Any]:
+        """The key fields of the record of ``prompt`` in ``cell`` (see :data:`degrade.records.KEY_FIELDS`)."""
         c = self.cfg
         return {
             "experiment": c.experiment.name,
@@ -88,227 +220,74 @@ class Job:
             "param_group_name": c.param_group.name,
             "level_value": cell.level,
             "repeat_index": cell.repeat,
-            "prompt_id": prompt_id,
+            "prompt_id": prompt.id,
+            "prompt_hash": prompt.hash,
         }
 
-    def run(self) -> JobSummary:
-        if self.cfg.dry_run:
-            return self._run()
-        with self.store.locked():  # one writer per job dir: a second copy of the command stops at once
-            return self._run()
+    @staticmethod
+    def missing(work: dict[Cell, list[Prompt]]) -> int:
+        return sum(len(v) for v in work.values())
 
-    def _run(self) -> JobSummary:
-        cfg, start = self.cfg, time.perf_counter()
-        if cfg.force_run and not cfg.dry_run:
-            self.store.set_aside()
-        elif found := self.store.load(repair=not cfg.dry_run):
-            log.info("resuming: %d records already in %s", found, self.store.journal)
-        work = {c: [p for p in self.prompts if not self.store.has(self.key_of(c, p.id))] for c in self.cells}
-        if cfg.force_run:
-            work = {c: list(self.prompts) for c in self.cells}
-        expected = len(self.cells) * len(self.prompts)
-        missing = sum(len(v) for v in work.values())
-        log.info(
-            "plan: %d cells × %d prompts = %d generations, %d to run",
-            len(self.cells),
-            len(self.prompts),
-            expected,
-            missing,
-        )
-        plan = None
-        if cfg.dry_run:
-            plan = self._generate(work, dry_run=True)
-        elif missing:
-            try:
-                self._generate(work)
-            finally:  # interrupted or not, the views and metadata match the journal
-                self._finish()
-        else:
-            self._finish()
-        return JobSummary(
-            self.out_dir, len(self.store.records), self.generated, expected - missing, time.perf_counter() - start, plan
-        )
-
-    def _finish(self) -> None:
-        self.store.write_views()
-        self.meta.update(end_time=_now(), records=len(self.store.records), generated=self.generated)
-        write_json(self.out_dir / METADATA, self.meta)
-
-    def _generate(self, work: dict[Cell, list], dry_run: bool = False) -> dict | None:
-        cfg = self.cfg
-        loaded = loading.load(cfg.model, cfg.device)
-        group = resolve_group(loaded.model, cfg.param_group)
-        log.info(
-            "param_group %s: %d tensors, %s elements (%s)",
-            group.name,
-            len(group.targets),
-            f"{group.numel:,}",
-            ", ".join(f"{k}×{n}" for k, n in group.summary()["kinds"].items()),
-        )
-        snapshot = Snapshot(loaded.model, group.names, loaded.clean)
-        params = generation.effective_params(loaded.model, cfg.generation)
-        encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in self.prompts}
-        if dry_run:
-            try:
-                return dryrun.estimate(self, loaded, snapshot.nbytes, work, encoded, params)
-            finally:
-                snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded
-        self.meta.update(
-            model={
-                "name": cfg.model.name,
-                "source": loaded.source,
-                "backend": loaded.backend,
-                "load_s": round(loaded.load_s, 3),
-                "weights_fingerprint": snapshot.clean_fingerprint,
-            },
-            model_load_s=round(loaded.load_s, 3),
-            model_cache_hit=loaded.cache_hit,
-            device=str(loaded.device),
-            device_name=provenance.device_name(loaded.device),
-            param_group=group.summary(),
-        )
-        write_json(self.out_dir / "param_group.json", group.summary())
-        self.perplexity = {r["level_index"]: r["perplexity"] for r in self.store.records if r.get("perplexity")}
-        policy = MemoryPolicy(cfg.memory, loaded.device, cfg.generation.max_batch_size)
-        total, started = sum(len(v) for v in work.values()), time.perf_counter()
-        try:
-            for number, (cell, prompts) in enumerate(work.items(), start=1):
-                if not prompts:
-                    continue
-                cell_start = time.perf_counter()
-                snapshot.restore(verify=cfg.verify_restore)
-                damage.apply(
-                    loaded.model,
-                    group,
-                    cfg.degradation.method,
-                    cell.level,
-                    seed=cfg.seed_base,
-                    repeat=cell.repeat,
-                    common_noise=cfg.degradation.common_noise,
-                )
-                context = {
-                    "weights_fingerprint": fingerprint(snapshot.tensors),
-                    "perplexity": self._perplexity(cell, loaded),
-                }
-                generation.set_all_seeds(cfg.seed_base + cell.repeat)
-                tokens = self._run_cell(cell, prompts, loaded, encoded, params, policy, context)
-                self.store.write_views()
-                seconds = time.perf_counter() - cell_start
-                left = (time.perf_counter() - started) / self.generated * (total - self.generated)
-                log.info(
-                    "cell %d/%d  %s=%g rep %d: %d prompts, %d tokens in %.1f s (%.0f tok/s) | done %d/%d, ~%s left",
-                    number,
-                    len(work),
-                    cfg.degradation.method,
-                    cell.level,
-                    cell.repeat,
-                    len(prompts),
-                    tokens,
-                    seconds,
-                    tokens / seconds,
-                    self.generated,
-                    total,
-                    dryrun._hms(left),
-                )
-        finally:
-            snapshot.restore()  # a model reused by the next job of a multirun starts clean
-        return None
-
-    def _run_cell(self, cell: Cell, prompts: list, loaded, encoded, params, policy: MemoryPolicy, context: dict) -> int:
-        """Generate ``prompts`` in batches sized by the memory policy; return the new tokens."""
-        pending, tokens, batch_no = list(prompts), 0, 0
-        while pending:
-            batch = pending[: policy.size]
-            try:
-                if self.image is None:
-                    samples = generation.generate(
-                        loaded.model, loaded.tokenizer, [encoded[p.id] for p in batch], params, loaded.device
-                    )
-                else:
-                    samples = vision.generate_with_image(
-                        loaded.model, loaded.processor, [p.text for p in batch], self.image, params, loaded.device
-                    )
-            except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
-                if not is_out_of_memory(exc):
-                    raise
-                policy.on_out_of_memory(len(batch))
-                continue
-            pending = pending[len(batch) :]
-            used = policy.read()
-            self.store.append(
-                [self.record(cell, p, s, params, loaded, len(batch), used, context) for p, s in zip(batch, samples)]
+    def log_changed_prompts(self) -> None:
+        """Say how many prompts were edited (same id, other text or image) since their records were written."""
+        seen: dict[str, set[str]] = {}
+        for record in self.store.records:
+            seen.setdefault(str(record["prompt_id"]), set()).add(record["prompt_hash"])
+        changed = [p.id for p in self.shown.prompts if p.id in seen and p.hash not in seen[p.id]]
+        if changed:
+            log.info(
+                "%d prompts changed since their records were written (same id, new text or image): they run "
+                "again, the old records stay: %s",
+                len(changed),
+                ", ".join(changed[:10]),
             )
-            self.generated += len(batch)
-            tokens += sum(s.tokens_out for s in samples)
-            batch_no += 1
-            if self.cfg.save_every and batch_no % self.cfg.save_every == 0:
-                self.store.write_views()
-            policy.after_batch(used)
-        return tokens
 
-    def _perplexity(self, cell: Cell, loaded: loading.Loaded) -> float | None:
-        """The reference text's perplexity, once per level (the first repetition that runs)."""
-        ppl_cfg = self.cfg.experiment.perplexity
-        if not ppl_cfg.enabled:
-            return None
-        if cell.level_index not in self.perplexity:
-            self.perplexity[cell.level_index] = perplexity(loaded.model, loaded.tokenizer, ppl_cfg.text, loaded.device)
-        return self.perplexity[cell.level_index]
+    def facts(self, prepared: Prepared) -> JobFacts:
+        c, loaded = self.cfg, prepared.loaded
+        return JobFacts(
+            experiment=c.experiment.name,
+            model_name=c.model.name,
+            method=c.degradation.method,
+            param_group_name=c.param_group.name,
+            config_name=f"{c.experiment.name}/{c.degradation.name}/{c.param_group.name}",
+            name_suffix=c.name_suffix,
+            seed_base=c.seed_base,
+            load_4bit=c.model.load_4bit,
+            device=str(loaded.device),
+            dtype=str(loaded.dtype).removeprefix("torch."),
+            restore_strategy=c.restore_strategy,
+            gen=prepared.params,
+            settings_hash=self.meta["settings_hash"],
+            image_filename=self.shown.image_filename,
+        )
 
-    def record(
-        self,
-        cell: Cell,
-        prompt,
-        sample: generation.Sample,
-        params: dict,
-        loaded: loading.Loaded,
-        batch_size: int,
-        memory: float,
-        context: dict,
-    ) -> dict[str, Any]:
-        cfg = self.cfg
-        scores = score_output(sample.text, answers=prompt.answers, cookie_theft=cfg.experiment.info_units)
-        return {
-            **self.key_of(cell, prompt.id),
-            "timestamp": _now(),
-            "prompt_group": cfg.experiment.name,
-            "prompt_text": prompt.text,
-            "output": sample.text,
-            "std_dev": cell.level,
-            "temperature": params["temperature"],
-            "do_sample": params["do_sample"],
-            "seed": cfg.seed_base + cell.repeat,
-            "duration": round(sample.duration, 4),
-            "tokens": sample.tokens_out,
-            "usar_4bit": cfg.model.load_4bit,
-            "experiment_id": f"{cfg.degradation.method}|{cfg.model.name}|{cfg.name_suffix}",
-            "config_name": f"{cfg.experiment.name}/{cfg.degradation.name}/{cfg.param_group.name}",
-            "model_variant": "it",
-            "prompt_category": prompt.category,
-            "tokens_in": sample.tokens_in,
-            "tokens_out": sample.tokens_out,
-            "level_index": cell.level_index,
-            "degrad_level": cell.level,
-            "batch_size_effective": batch_size,
-            "device": str(loaded.device),
-            "dtype": str(loaded.dtype).removeprefix("torch."),
-            "load_4bit": cfg.model.load_4bit,
-            "restore_strategy": cfg.restore_strategy,
-            "gen_params": dict(params),
-            "image_used": self.image is not None,
-            "image_filename": self.image_filename,
-            "vram_usage_percent": memory,
-            **context,
-            **scores,
-        }
+    def summary(self, work: dict[Cell, list[Prompt]], plan: dict | None = None) -> JobSummary:
+        expected, missing = len(self.cells) * len(self.shown.prompts), self.missing(work)
+        generated = self.meta.get("generated", 0)
+        return JobSummary(
+            self.out_dir,
+            len(self.store.records),
+            generated,
+            expected - missing,
+            time.perf_counter() - self.started,
+            plan,
+        )
 
 
-def run_job(cfg: RunConfig, out_dir: Path, resolved_yaml: str = "") -> JobSummary:
+def run_job(
+    cfg: RunConfig, out_dir: Path, resolved_yaml: str = "", on_start: Callable[[], None] | None = None
+) -> JobSummary:
     """Run (or resume) the job described by ``cfg``, writing everything into ``out_dir``.
 
     Args:
         cfg: the typed config, validated.
         out_dir: the job directory (Hydra's output dir for that job).
         resolved_yaml: the resolved config as YAML, hashed into the metadata.
+        on_start: called once, when the job has checked its dir (lock taken, settings unchanged) and is
+            about to write into it; never for a dry run or a refused job.
+
+    Raises:
+        DegradeError: a user mistake or an unusable input, one line; the dir is left as it was when the
+            job was refused before writing, and holds every finished record (status ``failed``) after.
     """
-    return Job(cfg, out_dir, resolved_yaml).run()
+    return Job(cfg, out_dir, resolved_yaml, on_start).run()

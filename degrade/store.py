@@ -25,7 +25,7 @@ from typing import Any
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.records import KEY_FIELDS, record_key, to_table
+from degrade.records import record_key, to_table, upgrade
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +64,35 @@ class RecordStore:
         """Hold the job dir for this process while the block runs.
 
         Two jobs appending to one journal would write every record twice, so a second job on
-        a dir that is held stops with one line. The lock is the kernel's (``flock``): a job
-        that dies, even by SIGKILL, releases it, and no stale lock is ever left behind.
+        a dir that is held stops with one line. The lock is the kernel's (``flock`` on the dir
+        itself, so taking it writes nothing): a job that dies, even by SIGKILL, releases it, and
+        no stale lock is ever left behind. :meth:`claim` names the holder for that line.
 
         Raises:
             DegradeError: another process holds the dir.
         """
-        with open(self.out_dir / LOCK, "a+", encoding="utf-8") as fh:
-            held = True
+        fd = os.open(self.out_dir, os.O_RDONLY)
+        try:
             try:
-                fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                fh.seek(0)
-                holder = fh.read().strip() or "another process"
+                holder = self.out_dir / LOCK
+                who = holder.read_text(encoding="utf-8").strip() if holder.exists() else "another process"
                 raise DegradeError(
-                    f"{self.out_dir}: another job is writing here ({holder}); wait for it to "
+                    f"{self.out_dir}: another job is writing here ({who}); wait for it to "
                     "end, or pass another hydra.run.dir / hydra.sweep.dir"
                 ) from None
             except OSError as exc:  # a filesystem without locks: go on, unguarded
-                held = False
                 log.warning(
                     "%s: cannot lock the job dir (%s); do not run two jobs on it at once", self.out_dir, exc.strerror
                 )
-            if held:
-                fh.truncate(0)
-                fh.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
-                fh.flush()
-            yield  # closing the file releases the lock
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def claim(self) -> None:
+        """Name this process as the dir's writer (read by a second job that finds the dir held)."""
+        (self.out_dir / LOCK).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n", encoding="utf-8")
 
     def load(self, repair: bool = True) -> int:
         """Read the journal; return how many records it holds.
@@ -109,6 +111,10 @@ class RecordStore:
         if view:
             self._adopt(view, repair)
         return len(self.records)
+
+    def reset(self) -> None:
+        """Forget the records read so far (before reading the dir again)."""
+        self.records, self.keys = [], set()
 
     def _read_journal(self, repair: bool) -> None:
         journal = read_journal(self.journal)
@@ -147,7 +153,7 @@ class RecordStore:
 
     def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
         """Take the JSON array's records that the journal lacks (into the journal, with ``repair``)."""
-        missing = [r for r in map(_upgrade, view) if not self.has(r)]
+        missing = [r for r in _upgrade_all(view, self.json_path) if not self.has(r)]
         if not missing:
             return
         if repair:
@@ -289,19 +295,19 @@ def _parse_record(line: bytes) -> dict[str, Any] | None:
         record = json.loads(line)
     except ValueError:
         return None
-    if not isinstance(record, dict) or any(k not in record for k in KEY_FIELDS):
-        return None
-    return record
+    return upgrade(record) if isinstance(record, dict) else None
 
 
-def _upgrade(record: dict[str, Any]) -> dict[str, Any]:
-    """Fill the key fields an original-study record names differently (std_dev, prompt_group)."""
-    out = dict(record)
-    out.setdefault("level_value", out.get("std_dev"))
-    out.setdefault("experiment", out.get("prompt_group"))
-    missing = [k for k in KEY_FIELDS if out.get(k) is None]
-    if missing:
-        raise DegradeError(f"a record lacks {missing}; cannot tell which prompts it covers")
+def _upgrade_all(view: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+    out = []
+    for number, record in enumerate(view, start=1):
+        upgraded = upgrade(record)
+        if upgraded is None:
+            raise DegradeError(
+                f"{path}: record {number} lacks the fields that say which prompt and cell it covers; "
+                "nothing was changed: repair it or move the file aside"
+            )
+        out.append(upgraded)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pandas as pd
 import pytest
 from conftest import compose_cfg, run_cli
 
-from degrade.records import FIELDS
+from degrade.records import FIELDS, GenParams
 from degrade.runner import run_job
 
 OLD_FIELDS = [
@@ -66,14 +67,19 @@ def test_embedded_records_say_what_happened(embedded_run) -> None:
     assert not frame.output.str.contains("<|im_start|>", regex=False).any()
     assert not any(p in o for p, o in zip(frame.prompt_text, frame.output))
     assert set(frame.experiment_id) == {"mult_gauss|smollm2-135m-instruct|dreams"}
+    # greedy: the sampling knobs played no part, so no record lists them
     assert frame.gen_params.iloc[0] == {
-        "temperature": 1.0,
         "do_sample": False,
         "max_new_tokens": 24,
-        "top_k": 50,
-        "top_p": 1.0,
+        "temperature": None,
+        "top_k": None,
+        "top_p": None,
         "repetition_penalty": 1.0,
     }
+    assert frame.temperature.isna().all()
+    # how each answer ended: "length" exactly when it used all 24 tokens
+    assert set(frame.finish_reason) <= {"stop", "length"}
+    assert ((frame.finish_reason == "length") == (frame.tokens_out == 24)).all()
     clean = frame[frame.level_value == 0].set_index("prompt_id").output
     damaged = frame[frame.level_value == 0.4].set_index("prompt_id").output
     assert (clean != damaged[clean.index]).mean() >= 0.75
@@ -90,11 +96,28 @@ def test_embedded_metadata_and_resume(embedded_run) -> None:
     assert len(meta["config_hash"]) == 64 and meta["records"] == 8
     assert meta["param_group"]["name"] == "mlp_only" and meta["param_group"]["count"] == 90
     assert meta["versions"]["transformers"] and meta["model"]["weights_fingerprint"]
+    assert meta["status"] == "done" and meta["settings"]["generation.max_new_tokens"] == 24
+    assert meta["timings"]["cells"] == 2 and meta["timings"]["generate_s"] < meta["timings"]["total_s"]
+    frame = pd.read_parquet(out / "records.parquet")
+    assert set(frame.settings_hash) == {meta["settings_hash"]}
     before = (out / "records.jsonl").read_bytes()
     again = run_cli(*args)
     assert again.returncode == 0
     assert "8 generations, 0 to run" in again.stdout
     assert (out / "records.jsonl").read_bytes() == before
+
+
+def test_journal_lines_hold_exactly_the_contract_fields(tmp_path) -> None:
+    cfg = compose_cfg(
+        "model=tiny_random", "experiment.limit=2", "degradation.levels=[0,0.2]", "generation.max_new_tokens=2"
+    )
+    run_job(cfg, tmp_path)
+    lines = (tmp_path / "records.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        record = json.loads(line)
+        assert list(record) == list(FIELDS)
+        assert set(record["gen_params"]) == {f.name for f in dataclasses.fields(GenParams)}
 
 
 def test_tiny_job_in_process_counts_and_seeds(tmp_path) -> None:

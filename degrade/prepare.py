@@ -1,0 +1,75 @@
+"""What a job derives once before its cells: the prompts it shows, the loaded model, the group and its clean copy."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from degrade import generation, loading, vision
+from degrade.config import ExperimentConfig, RunConfig
+from degrade.params import ResolvedGroup, resolve_group
+from degrade.records import GenParams, prompt_hash
+from degrade.restore import Snapshot
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """A prompt as the job shows it: the configured prompt and the hash of what the model sees."""
+
+    id: str
+    text: str
+    category: str | None
+    answers: list[str] | None
+    hash: str
+
+
+@dataclass(frozen=True)
+class Shown:
+    """The prompts of a job and the image shown with each (None for a text-only experiment)."""
+
+    prompts: list[Prompt]
+    image: Any
+    image_filename: str | None
+
+
+def shown(experiment: ExperimentConfig) -> Shown:
+    """The selected prompts, each hashed with the image it is shown with."""
+    image = digest = filename = None
+    if experiment.image.enabled:
+        path = Path(experiment.image.path).expanduser()
+        image, filename = vision.load_image(path), path.name
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    prompts = [Prompt(p.id, p.text, p.category, p.answers, prompt_hash(p.text, digest)) for p in experiment.selected]
+    return Shown(prompts, image, filename)
+
+
+@dataclass
+class Prepared:
+    """The loaded model and what a job computes from it once: the group, its clean copy, decoding, token ids."""
+
+    loaded: loading.Loaded
+    group: ResolvedGroup
+    snapshot: Snapshot
+    params: GenParams
+    encoded: dict[str, list[int]]
+
+
+def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
+    """Load the model (or reuse the one this process holds), resolve the group, copy its clean weights.
+
+    Raises:
+        DegradeError: the model cannot be loaded, or the group matches nothing in it.
+    """
+    loaded = loading.load(cfg.model, cfg.device)
+    group = resolve_group(loaded.model, cfg.param_group)
+    kinds = ", ".join(f"{k}×{n}" for k, n in group.summary()["kinds"].items())
+    log.info("param_group %s: %d tensors, %s elements (%s)", group.name, len(group.targets), f"{group.numel:,}", kinds)
+    snapshot = Snapshot(loaded.model, group.names, loaded.clean)
+    params = generation.effective_params(loaded.model, cfg.generation)
+    encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in prompts}
+    return Prepared(loaded, group, snapshot, params, encoded)
