@@ -48,6 +48,7 @@ class CommandCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals():
             check_launcher(config)
+            check_swept_options(list(config.hydra.overrides.task))
             prepare_output_dir(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
         os.environ[RUN_ID_ENV] = sweep.new_run_id()  # before any job process starts, so every job inherits it
 
@@ -129,12 +130,42 @@ def check_launcher(config: DictConfig) -> None:
         )
 
 
+def check_swept_options(overrides: list[str]) -> None:
+    """Refuse a sweep over a group option that does not exist (``param_group=attn,mpl``).
+
+    Hydra finds it only when the jobs are composed, after it has written the sweep dir's
+    ``multirun.yaml``; here it is found before anything is written.
+
+    Raises:
+        DegradeError: naming the missing option and the group's options.
+    """
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import ValueType
+
+    if not GlobalHydra.instance().is_initialized():
+        return
+    loader = GlobalHydra.instance().config_loader()
+    for override in OverridesParser.create(config_loader=loader).parse_overrides(overrides):
+        if override.value_type not in (ValueType.SIMPLE_CHOICE_SWEEP, ValueType.CHOICE_SWEEP) or override.is_delete():
+            continue  # ranges and globs are Hydra's to expand
+        options = loader.get_group_options(override.key_or_group)
+        missing = [v for v in override.sweep_string_iterator() if v not in options] if options else []
+        if missing:
+            raise DegradeError(missing_option(f"{override.key_or_group}/{missing[0]}", options))
+
+
+def missing_option(missing: str, options: list[str]) -> str:
+    """``Could not find 'group/name'. Available options in 'group': …`` in one line (Hydra's words)."""
+    group = missing.rpartition("/")[0]
+    shown = ", ".join(o for o in options if not o.startswith("base_"))  # base_* are the schemas
+    return f"Could not find '{missing}'. Available options in '{group}': {shown}"
+
+
 def describe(exc: BaseException) -> str:
     """One line for an error Hydra raises while composing the config."""
     if isinstance(exc, MissingConfigException) and exc.missing_cfg_file and exc.options is not None:
-        group = exc.missing_cfg_file.rpartition("/")[0]
-        options = ", ".join(o for o in exc.options if not o.startswith("base_"))  # base_* are the schemas
-        return f"Could not find '{exc.missing_cfg_file}'. Available options in '{group}': {options}"
+        return missing_option(exc.missing_cfg_file, exc.options)
     cause = exc.__cause__ if exc.__cause__ is not None else exc
     key = getattr(cause, "full_key", None)
     schema = getattr(cause, "object_type", None)
