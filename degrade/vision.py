@@ -12,6 +12,7 @@ from PIL import Image, UnidentifiedImageError
 
 from degrade.errors import ConfigError
 from degrade.generation import Sample, generation_config, to_samples
+from degrade.records import GenParams
 
 IMAGE_KEY = "experiment.image.path"
 
@@ -42,7 +43,7 @@ def processor_inputs(processor: Any, prompts: Sequence[str], image: Image.Image)
 
 @torch.inference_mode()
 def generate_with_image(
-    model: Any, processor: Any, texts: Sequence[str], image: Image.Image, params: dict[str, Any], device: torch.device
+    model: Any, processor: Any, texts: Sequence[str], image: Image.Image, params: GenParams, device: torch.device
 ) -> list[Sample]:
     """Generate one answer per text, each shown the same image, in a single left-padded batch.
 

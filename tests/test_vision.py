@@ -11,6 +11,7 @@ from PIL import Image, ImageDraw
 
 from degrade.errors import DegradeError
 from degrade.loading import embedded_dir
+from degrade.records import GenParams
 from degrade.tiny import build_tiny_vlm
 from degrade.vision import encode_with_image, generate_with_image, load_image, processor_inputs
 
@@ -19,14 +20,7 @@ PROMPTS = [
     "What is the woman at the sink doing?",
     "What is about to happen to the boy on the stool?",
 ]
-PARAMS = {
-    "do_sample": True,
-    "temperature": 1.0,
-    "top_k": 50,
-    "top_p": 1.0,
-    "repetition_penalty": 1.0,
-    "max_new_tokens": 12,
-}
+PARAMS = GenParams(do_sample=True, max_new_tokens=12, temperature=1.0, top_k=50, top_p=1.0, repetition_penalty=1.0)
 CPU = torch.device("cpu")
 
 
@@ -91,7 +85,7 @@ def test_generate_with_image_answers_each_prompt(vlm, tmp_path):
         .tolist()
     )
     for sample, prompt, n_in in zip(samples, PROMPTS, lengths):
-        assert 1 <= sample.tokens_out <= PARAMS["max_new_tokens"]
+        assert 1 <= sample.tokens_out <= PARAMS.max_new_tokens
         assert sample.tokens_in == n_in
         assert prompt not in sample.text and "<start_of_turn>" not in sample.text
     assert len({s.duration for s in samples}) == 1  # one batch, one wall time
