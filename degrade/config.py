@@ -362,7 +362,9 @@ def check_known_keys(cfg: Any) -> None:
         known = [f.name for f in dataclasses.fields(schema)]
         for key, value in node.items_ex(resolve=False):
             name = f"{path}.{key}" if path else str(key)
-            if key not in known and name != "hydra":
+            if name == "hydra":
+                continue
+            if key not in known:
                 raise unknown_key(name, known)
             walk(value, name)
 
