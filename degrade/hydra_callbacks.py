@@ -193,7 +193,7 @@ def one_line_errors() -> Iterator[None]:
     try:
         yield
     except KeyboardInterrupt:
-        _say("interrupted: every finished batch is kept; run the same command to continue", 130)
+        _say("interrupted: no job was running; every finished batch is kept; run the same command to continue", 130)
     except (HydraException, OmegaConfBaseException) as exc:
         if user_wants_traces:
             raise

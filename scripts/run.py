@@ -8,6 +8,7 @@ python scripts/run.py --multirun degradation=mult_gauss,ablation param_group=att
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
@@ -24,7 +25,7 @@ try:
     from degrade.joblog import JobFiles
     from degrade.runner import run_job
 except KeyboardInterrupt:  # Ctrl-C while torch and transformers import: one line, no traceback
-    sys.stderr.write("[ERROR] interrupted while starting: nothing was run or written\n")
+    sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][ERROR] interrupted while starting: nothing was run or written\n")
     sys.exit(130)
 
 register_configs()

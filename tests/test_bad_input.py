@@ -165,3 +165,19 @@ def test_a_copy_of_the_finished_run_resumes_with_nothing_to_do(finished: Path, t
     result = run_cli(*BASE, f"hydra.run.dir={copy}", timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "0 generated, 4 already there" in result.stdout
+
+
+def test_keys_the_schemas_define_and_hydras_own_node_are_not_flagged() -> None:
+    """The unknown-key check passes every key a preset sets, and Hydra's ``hydra`` node."""
+    from hydra import compose, initialize_config_dir
+
+    from degrade.config import CONF_DIR, check_known_keys, register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        for overrides in (
+            ["variant=gauss_attn", "experiment=iq", "generation=sampling", "model=tiny_random"],
+            ["degradation=uni_quant", "degradation.range={min: 1024, max: 4, steps: 3, spacing: geometric}"],
+            ["model=tiny_random_vlm", "experiment=cookie_theft", "param_group=vision", "param_group.layers=[0,1]"],
+        ):
+            check_known_keys(compose(config_name="config", overrides=overrides, return_hydra_config=True))
