@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import random
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,12 +74,6 @@ def encode(tokenizer: Any, text: str) -> list[int]:
         )
         return list(ids)
     return list(tokenizer(text).input_ids)
-
-
-def batches(items: Sequence, size: int) -> Iterator[Sequence]:
-    """Consecutive slices of at most ``size``: 100 items at 40 → 40, 40, 20."""
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _eos_ids(model: Any, tokenizer: Any) -> set[int]:
