@@ -29,8 +29,8 @@ from omegaconf.errors import OmegaConfBaseException
 from degrade import sweep
 from degrade.config import unknown_key
 from degrade.errors import ConfigError, DegradeError
+from degrade.jobdir import check_output_dir
 from degrade.joblog import CREATED_DIR_ENV, remove_created_dirs
-from degrade.store import check_output_dir
 from degrade.sweep import RUN_ID_ENV
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from degrade import dryrun, provenance
+from degrade import dryrun, jobdir, provenance
 from degrade.cells import Cell, CellRunner, cells
 from degrade.config import RunConfig
 from degrade.prepare import Prepared, Prompt, prepare, shown
@@ -80,7 +80,7 @@ class Job:
     def run(self) -> JobSummary:
         if self.cfg.dry_run:
             return self.dry_run()
-        with self.store.locked():  # one writer per job dir: a second copy of the command stops at once
+        with jobdir.locked(self.out_dir):  # one writer per job dir: a second copy of the command stops at once
             previous = {} if self.cfg.force_run else read_previous(self.out_dir)
             refuse_other_settings(self.out_dir, previous, self.settings)
             self.read(repair=False)
@@ -146,7 +146,7 @@ class Job:
         """The job takes its dir: from here on it writes."""
         if self.on_start is not None:
             self.on_start()
-        self.store.claim()
+        jobdir.claim(self.out_dir)
         if self.cfg.force_run:
             self.store.set_aside()
         write_json(self.out_dir / METADATA, self.meta)

@@ -8,22 +8,20 @@ renamed over the old one, so a reader never sees half a file.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import shutil
 import signal
-import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from degrade import jobdir
 from degrade.errors import DegradeError
 from degrade.records import record_key, to_table, upgrade
 
@@ -32,7 +30,6 @@ log = logging.getLogger(__name__)
 JOURNAL = "records.jsonl"
 PARQUET = "records.parquet"
 METADATA = "metadata.json"
-LOCK = ".degrade.lock"
 
 
 class RecordStore:
@@ -45,54 +42,7 @@ class RecordStore:
         self.formats = tuple(formats)
         self.records: list[dict[str, Any]] = []
         self.keys: set[tuple] = set()
-        self._check_writable()
-
-    def _check_writable(self) -> None:
-        try:
-            self.out_dir.mkdir(parents=True, exist_ok=True)
-            probe = self.out_dir / f".write-test-{os.getpid()}"
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as exc:
-            raise DegradeError(
-                f"output dir {self.out_dir}: not writable ({exc.strerror}); "
-                "pass a writable hydra.run.dir / hydra.sweep.dir"
-            ) from None
-
-    @contextmanager
-    def locked(self) -> Iterator[None]:
-        """Hold the job dir for this process while the block runs.
-
-        Two jobs appending to one journal would write every record twice, so a second job on
-        a dir that is held stops with one line. The lock is the kernel's (``flock`` on the dir
-        itself, so taking it writes nothing): a job that dies, even by SIGKILL, releases it, and
-        no stale lock is ever left behind. :meth:`claim` names the holder for that line.
-
-        Raises:
-            DegradeError: another process holds the dir.
-        """
-        fd = os.open(self.out_dir, os.O_RDONLY)
-        try:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                holder = self.out_dir / LOCK
-                who = holder.read_text(encoding="utf-8").strip() if holder.exists() else "another process"
-                raise DegradeError(
-                    f"{self.out_dir}: another job is writing here ({who}); wait for it to "
-                    "end, or pass another hydra.run.dir / hydra.sweep.dir"
-                ) from None
-            except OSError as exc:  # a filesystem without locks: go on, unguarded
-                log.warning(
-                    "%s: cannot lock the job dir (%s); do not run two jobs on it at once", self.out_dir, exc.strerror
-                )
-            yield
-        finally:
-            os.close(fd)  # releases the lock
-
-    def claim(self) -> None:
-        """Name this process as the dir's writer (read by a second job that finds the dir held)."""
-        (self.out_dir / LOCK).write_text(f"pid {os.getpid()} on {socket.gethostname()}\n", encoding="utf-8")
+        jobdir.check_writable(out_dir)
 
     def load(self, repair: bool = True) -> int:
         """Read the journal; return how many records it holds.
@@ -153,7 +103,8 @@ class RecordStore:
 
     def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
         """Take the JSON array's records that the journal lacks (into the journal, with ``repair``)."""
-        missing = [r for r in _upgrade_all(view, self.json_path) if not self.has(r)]
+        problem = "lacks the fields that say which prompt and cell it covers; nothing was changed: repair it"
+        missing = [r for r in _records(view, f"{self.json_path}: record", problem) if not self.has(r)]
         if not missing:
             return
         if repair:
@@ -249,15 +200,8 @@ def read_journal(path: Path) -> Journal:
     data = path.read_bytes()
     lines = data.split(b"\n")
     tail = lines.pop()
-    records = []
-    for number, line in enumerate(lines, start=1):
-        record = _parse_record(line)
-        if record is None:
-            raise DegradeError(
-                f"{path}: line {number} is unreadable and is not the last line; "
-                "nothing was changed: repair or move that line aside, then run again"
-            )
-        records.append(record)
+    problem = "is unreadable and is not the last line; nothing was changed: repair or move that line aside"
+    records = _records(map(_json_or_none, lines), f"{path}: line", problem)
     return Journal(records, tail if tail.strip() else b"", len(data))
 
 
@@ -289,25 +233,31 @@ def _read_json_array(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _parse_record(line: bytes) -> dict[str, Any] | None:
-    """The record on one journal line, or None when the line is not one (torn, not JSON, not a record)."""
+def _json_or_none(line: bytes) -> Any:
     try:
-        record = json.loads(line)
+        return json.loads(line)
     except ValueError:
         return None
+
+
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on one journal line, or None when the line is not one (torn, not JSON, not a record)."""
+    record = _json_or_none(line)
     return upgrade(record) if isinstance(record, dict) else None
 
 
-def _upgrade_all(view: list[dict[str, Any]], path: Path) -> list[dict[str, Any]]:
+def _records(items: Iterable[Any], where: str, problem: str) -> list[dict[str, Any]]:
+    """Each item as an upgraded record (see :func:`degrade.records.upgrade`).
+
+    Raises:
+        DegradeError: ``{where} {n} {problem}`` for the first item that is not a record.
+    """
     out = []
-    for number, record in enumerate(view, start=1):
-        upgraded = upgrade(record)
-        if upgraded is None:
-            raise DegradeError(
-                f"{path}: record {number} lacks the fields that say which prompt and cell it covers; "
-                "nothing was changed: repair it or move the file aside"
-            )
-        out.append(upgraded)
+    for number, item in enumerate(items, start=1):
+        record = upgrade(item) if isinstance(item, dict) else None
+        if record is None:
+            raise DegradeError(f"{where} {number} {problem}, then run again")
+        out.append(record)
     return out
 
 
@@ -329,22 +279,3 @@ def _fault(point: str) -> bool:
         return False
     _FAULTS[point] = _FAULTS.get(point, 0) + 1
     return _FAULTS[point] == int(spec.split(":", 1)[1])
-
-
-def check_output_dir(path: Path) -> None:
-    """Fail with one line when ``path`` cannot be created or written (before Hydra tries).
-
-    Raises:
-        DegradeError: naming the dir and what is in the way.
-    """
-    existing = path
-    while not existing.exists() and existing != existing.parent:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise DegradeError(
-            f"output dir {path}: {existing} is a file, not a directory; pass another hydra.run.dir / hydra.sweep.dir"
-        )
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise DegradeError(
-            f"output dir {path}: {existing} is not writable; pass another hydra.run.dir / hydra.sweep.dir"
-        )

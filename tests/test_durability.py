@@ -24,14 +24,15 @@ import pytest
 import torch
 from conftest import ROOT, compose_cfg, run_cli
 
-from degrade import generation
+from degrade import generation, jobdir
 from degrade.config import MemoryConfig
 from degrade.errors import DegradeError, MemoryCritical
+from degrade.jobdir import LOCK
 from degrade.memory import MemoryPolicy, is_out_of_memory
 from degrade.records import prompt_hash
 from degrade.records import record_key as key
 from degrade.runner import json_name, run_job
-from degrade.store import LOCK, RecordStore
+from degrade.store import RecordStore
 
 # The small job of most tests: 2 cells × 6 prompts = 12 records in 6 batches of 2.
 SMALL = {
@@ -675,9 +676,8 @@ def test_output_dir_under_a_file_fails_in_one_line(tmp_path: Path) -> None:
 def test_second_job_on_a_held_dir_stops_in_one_line(finished_copy: Path) -> None:
     """While one job writes a dir, the same command started again refuses instead of writing twice."""
     before = result_bytes(finished_copy)
-    holder = RecordStore(finished_copy, JSON_VIEW)
-    with holder.locked():
-        holder.claim()
+    with jobdir.locked(finished_copy):
+        jobdir.claim(finished_copy)
         before = result_bytes(finished_copy)
         result = run_cli(*job_args(finished_copy), "force_run=true")
     assert result.returncode == 2, result.stdout + result.stderr
