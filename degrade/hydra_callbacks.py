@@ -27,7 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from degrade import sweep
-from degrade.config import unknown_key
+from degrade.compose import unknown_key
 from degrade.errors import ConfigError, DegradeError
 from degrade.jobdir import check_output_dir
 from degrade.joblog import CREATED_DIR_ENV, remove_created_dirs

@@ -20,7 +20,7 @@ try:
     from omegaconf import DictConfig, OmegaConf
 
     from degrade import sweep
-    from degrade.config import register_configs, to_run_config
+    from degrade.compose import register_configs, to_run_config
     from degrade.hydra_callbacks import one_line_errors
     from degrade.joblog import JobFiles
     from degrade.runner import run_job

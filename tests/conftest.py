@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from degrade.config import CONF_DIR
-from degrade.config import compose_config as compose_cfg  # noqa: F401 - the tests' composer
+from degrade.compose import CONF_DIR
+from degrade.compose import compose_config as compose_cfg  # noqa: F401 - the tests' composer
 from degrade.tiny import tiny_config
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -171,7 +171,7 @@ def test_keys_the_schemas_define_and_hydras_own_node_are_not_flagged() -> None:
     """The unknown-key check passes every key a preset sets, and Hydra's ``hydra`` node."""
     from hydra import compose, initialize_config_dir
 
-    from degrade.config import CONF_DIR, check_known_keys, register_configs
+    from degrade.compose import CONF_DIR, check_known_keys, register_configs
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -14,7 +14,8 @@ from omegaconf import MISSING, OmegaConf
 from PIL import Image
 
 from degrade import config
-from degrade.config import RunConfig, register_configs
+from degrade.compose import register_configs
+from degrade.config import RunConfig
 from degrade.errors import ConfigError
 
 # The groups of the typed schema (the RunConfig fields a YAML must fill), and the presets that set several.
