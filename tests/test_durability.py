@@ -655,7 +655,7 @@ def test_bad_value_fails_in_one_line_and_keeps_results(finished_copy: Path, case
 
 
 @pytest.mark.parametrize("group", ["degradation", "param_group"])
-def test_unknown_preset_is_hydras_error_listing_the_options(finished_copy: Path, group: str) -> None:
+def test_unknown_preset_is_one_line_listing_the_options(finished_copy: Path, group: str) -> None:
     before = result_bytes(finished_copy)
     result = run_cli(*job_args(finished_copy), f"{group}=nosuch")
     output = result.stdout + result.stderr
