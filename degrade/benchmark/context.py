@@ -1,0 +1,65 @@
+"""What every part of the benchmark receives: the sizes to run, the loaded model, a scratch dir."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from degrade.benchmark.progress import Progress
+from degrade.loading import Loaded
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each measurement runs; ``--quick`` shrinks all of them."""
+
+    gen_prompts: int
+    gen_tokens: int
+    gen_pairs: int
+    restore_repeats: int
+    cell_overrides: tuple[str, ...]
+    multirun_overrides: tuple[str, ...]
+    multirun_repeats: int
+    resume_overrides: tuple[str, ...]
+
+
+FULL = Sizes(
+    gen_prompts=8,
+    gen_tokens=32,
+    gen_pairs=7,
+    restore_repeats=15,
+    cell_overrides=(),
+    multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
+    multirun_repeats=2,
+    resume_overrides=(),
+)
+_SMALL_JOB = ("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]")
+QUICK = Sizes(
+    gen_prompts=4,
+    gen_tokens=16,
+    gen_pairs=3,
+    restore_repeats=7,
+    cell_overrides=_SMALL_JOB,
+    multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
+    multirun_repeats=1,
+    resume_overrides=_SMALL_JOB,
+)
+
+
+@dataclass
+class Context:
+    """The shared state of one benchmark run.
+
+    Attributes:
+        sizes: how much each part runs.
+        loaded: the embedded model, loaded once in this process (the in-process parts reuse it).
+        tmp: a scratch dir; each part writes only below it.
+        progress: where parts report their steps.
+        commands: every command line a part ran, in order, for the report.
+    """
+
+    sizes: Sizes
+    loaded: Loaded
+    tmp: Path
+    progress: Progress
+    commands: list[str] = field(default_factory=list)
