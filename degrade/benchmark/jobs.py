@@ -44,5 +44,10 @@ def run_script(ctx: Context, args: list[str]) -> float:
         lambda: subprocess.run(cmd, cwd=ctx.tmp, capture_output=True, text=True, timeout=1800, check=False)
     )
     if proc.returncode != 0:
-        raise RuntimeError(f"{shlex.join(cmd)} exited {proc.returncode}:\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+        # the first line (what the table shows) names the command and the child's last word
+        last = next((line for line in reversed((proc.stdout + proc.stderr).splitlines()) if line.strip()), "")
+        raise RuntimeError(
+            f"scripts/run.py {shlex.join(args)} exited {proc.returncode}: {last.strip()}\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+        )
     return seconds

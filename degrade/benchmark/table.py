@@ -12,7 +12,7 @@ HEADER = f"{'ratio':20s} {'measured':>9s}  {'target':8s} {'':6s}  {'other CPU':>
 def row(name: str, entry: dict[str, Any]) -> str:
     """One line: the ratio, its target, whether it is met, other processes' CPU share and the part's wall time."""
     if "error" in entry:
-        return f"{name:20s} {'FAILED':>9s}  {entry['error'][:80]}"
+        return f"{name:20s} {'FAILED':>9s}  {entry['error']}"
     raw = entry["raw"]
     cpu = f"{raw['foreign_cpu_share']:.0%}" if "foreign_cpu_share" in raw else "?"
     wall = f"{raw['part_wall_s']:.0f} s" if "part_wall_s" in raw else "?"
