@@ -78,6 +78,7 @@ class CellRunner:
                 seed=cfg.seed_base,
                 repeat=cell.repeat,
                 common_noise=deg.common_noise,
+                options=deg.options,
             )
             facts = CellFacts(
                 cell.level_index,

@@ -11,12 +11,12 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import List, Optional
+from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
 from degrade.errors import ConfigError
-from degrade.methods import METHODS, resolve_levels
+from degrade.methods import METHODS, check_options, resolve_levels
 from degrade.params import KINDS, TOWERS
 
 BACKENDS = ("auto", "transformers", "unsloth")
@@ -146,6 +146,7 @@ class DegradationConfig:
     levels: Optional[List[float]] = None  # the sweep, in order
     range: LevelRange = field(default_factory=LevelRange)  # when given, replaces levels
     common_noise: bool = True  # one noise draw per repetition, scaled by the level
+    options: Dict[str, Any] = field(default_factory=dict)  # the method's own options (its registration lists them)
 
     def __post_init__(self) -> None:
         _require(
@@ -169,6 +170,7 @@ class DegradationConfig:
             self.levels = resolve_levels(spec, self.method)
         except ValueError as exc:
             raise ConfigError(key, str(exc)) from None
+        self.options = check_options(self.method, self.options)
 
 
 @dataclass

@@ -2,53 +2,56 @@
 
 from __future__ import annotations
 
-import hashlib
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 from torch import nn
 
-from degrade import quant4
-from degrade.methods import METHODS
+from degrade.methods import check_options, method, seeding_for
 from degrade.params import ResolvedGroup
+from degrade.weights import param_seed
+
+__all__ = ["apply", "check", "param_seed"]
 
 
-def param_seed(seed: int, repeat: int, name: str, level: float | None = None) -> int:
-    """The seed of one parameter's generator: a hash of (seed, repeat, name[, level]).
+def check(model: nn.Module, group: ResolvedGroup, name: str, options: Mapping[str, Any] | None = None) -> None:
+    """Refuse, in one line, a model or group that method ``name`` cannot act on (before any damage).
 
-    Without the level (``common_noise``) every level of a repetition scales one draw; with
-    it, each cell draws afresh. Either way a cell's damage does not depend on what ran before.
+    Raises:
+        DegradeError: e.g. bit flips on 4-bit weights, head ablation on a group without heads.
     """
-    key = f"{seed}|{repeat}|{name}" + ("" if level is None else f"|{float(level)!r}")
-    return int.from_bytes(hashlib.blake2b(key.encode(), digest_size=8).digest(), "little") >> 1
+    meth = method(name)
+    if meth.check is not None:
+        meth.check(model, group, check_options(name, options))
 
 
 @torch.no_grad()
 def apply(
     model: nn.Module,
     group: ResolvedGroup,
-    method: str,
+    method_name: str,
     level: float,
     *,
     seed: int,
     repeat: int,
     common_noise: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> None:
-    """Damage every parameter of ``group`` in place: float32 arithmetic, cast back to its dtype.
+    """Damage ``group`` in place with ``method_name`` at ``level`` (on a clean model: restore first).
 
-    A 4-bit parameter is de-quantized, damaged and quantized again.
+    Methods that act on each tensor alone compute in float32 and cast back to the parameter's
+    dtype (a 4-bit parameter is de-quantized, damaged and quantized again); ``bit_flip`` acts on
+    the bits of the dtype itself; ``activation_noise`` attaches hooks that restoring removes.
+
+    Args:
+        options: the method's ``degradation.options`` (its defaults when None).
+
+    Raises:
+        DegradeError: the method cannot act on this model or group (see :func:`check`).
     """
-    fn = METHODS[method].fn
-    for target in group.targets:
-        param = model.get_parameter(target.name)
-        generator = torch.Generator(device=param.device)
-        generator.manual_seed(param_seed(seed, repeat, target.name, None if common_noise else level))
-        if quant4.is_4bit(param):
-            clean = quant4.dequantize(param)
-            damaged = fn(clean, level, generator=generator)
-            if damaged is not clean:
-                quant4.requantize_(param, damaged)
-            continue
-        clean = param.detach().to(torch.float32)
-        damaged = fn(clean, level, generator=generator)
-        if damaged is not clean:
-            param.data.copy_(damaged)
+    meth = method(method_name)
+    opts = check_options(method_name, options)
+    if meth.check is not None:
+        meth.check(model, group, opts)
+    meth.apply(model, group, level, seeding=seeding_for(seed, repeat, level, common_noise), options=opts)

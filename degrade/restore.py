@@ -1,6 +1,7 @@
 """``subset_in_memory`` restore: keep a CPU copy of the group's clean weights, copy it back.
 
-After :meth:`Snapshot.restore` the weights are bit-identical to the clean ones;
+After :meth:`Snapshot.restore` the weights are bit-identical to the clean ones and no method's
+forward hook (``activation_noise``) is left on the model;
 :func:`fingerprint` proves it cheaply where the weights live.
 """
 
@@ -12,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade import quant4
+from degrade import hooks, quant4
 
 _BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 # Elements per fingerprint step: small on a CPU, where the int64 temporaries then stay in reused
@@ -30,6 +31,7 @@ class Snapshot:
         multirun share it, so each parameter is copied once however many groups the sweep uses,
         and the copies never exceed one copy of the weights.
         """
+        self.model = model
         self.names = list(names)
         self.params = [model.get_parameter(n) for n in self.names]
         pin = torch.cuda.is_available() and any(p.is_cuda for p in self.params)
@@ -58,7 +60,8 @@ class Snapshot:
 
     @torch.no_grad()
     def restore(self, *, verify: bool = False) -> None:
-        """Copy the clean values back; with ``verify``, check the fingerprint too."""
+        """Remove the methods' forward hooks, copy the clean values back; with ``verify``, check the fingerprint."""
+        hooks.detach(self.model)
         for param, saved in zip(self.params, self.saved):
             if isinstance(saved, tuple):
                 quant4.put_back(param, saved)

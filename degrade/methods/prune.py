@@ -1,0 +1,61 @@
+"""``prune_magnitude``: zero the fraction p of weights with the smallest magnitude, per tensor or across the group.
+
+No randomness: the weights zeroed at p are among those zeroed at any larger p. Ties at the
+threshold are broken by position (the first in the group's order go first), so exactly
+round(p·n) weights are chosen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from degrade import weights
+from degrade.methods.registry import LevelAxis, Option, register_group
+from degrade.params import ResolvedGroup
+from degrade.weights import Seeding
+
+
+def smallest(magnitude: torch.Tensor, k: int) -> torch.Tensor:
+    """A boolean mask of exactly ``k`` positions of the flat ``magnitude`` holding its smallest values."""
+    mask = torch.zeros_like(magnitude, dtype=torch.bool)
+    if k <= 0:
+        return mask
+    if k >= magnitude.numel():
+        return ~mask
+    threshold = magnitude.kthvalue(k).values
+    mask = magnitude < threshold
+    ties = (magnitude == threshold).nonzero().reshape(-1)[: k - int(mask.sum())]
+    mask[ties] = True
+    return mask
+
+
+@register_group(
+    "prune_magnitude",
+    domain="0 ≤ p ≤ 1",
+    accepts=lambda x: 0 <= x <= 1,
+    axis=LevelAxis("p (fraction of smallest-magnitude weights zeroed)"),
+    options={"scope": Option("tensor", ("tensor", "group"))},
+)
+@torch.no_grad()
+def prune_magnitude(
+    model: nn.Module, group: ResolvedGroup, level: float, *, seeding: Seeding, options: Mapping[str, Any]
+) -> None:
+    """Zero the round(p·n) smallest-magnitude weights, p = ``level``, n the tensor's or the group's size."""
+    if level == 0:
+        return
+    params = [model.get_parameter(t.name) for t in group.targets]
+    if options["scope"] == "tensor":
+        for param in params:
+            values = weights.read(param)
+            mask = smallest(values.abs().reshape(-1), round(level * values.numel()))
+            weights.write(param, values.masked_fill(mask.view(values.shape), 0.0))
+        return
+    magnitude = torch.cat([weights.read(p).abs().reshape(-1).to(params[0].device) for p in params])
+    mask = smallest(magnitude, round(level * magnitude.numel()))
+    for param, part in zip(params, mask.split([t.numel for t in group.targets])):
+        values = weights.read(param)
+        weights.write(param, values.masked_fill(part.to(values.device).view(values.shape), 0.0))
