@@ -16,6 +16,13 @@ from typing import Any, Dict, List, Optional
 from omegaconf import MISSING
 
 from degrade.errors import ConfigError
+from degrade.experiment_config import (  # noqa: F401 - the experiment group's schemas, re-exported
+    REFERENCE_TEXT,
+    ExperimentConfig,
+    ImageConfig,
+    PerplexityConfig,
+    PromptConfig,
+)
 from degrade.methods import METHODS, check_options, resolve_levels
 from degrade.params import KINDS, TOWERS
 
@@ -62,69 +69,6 @@ class ModelConfig:
                 "model.multimodal",
                 f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}",
             )
-
-
-@dataclass
-class PromptConfig:
-    id: str = MISSING
-    text: str = MISSING
-    category: Optional[str] = None
-    answers: Optional[List[str]] = None
-
-
-@dataclass
-class ImageConfig:
-    enabled: bool = False
-    path: Optional[str] = None
-
-
-REFERENCE_TEXT = (
-    "Every morning the baker opened the small shop on the corner before the sun came up. She lit the ovens, "
-    "mixed flour, water and salt, and shaped the loaves by hand while the street was still quiet. By seven "
-    "o'clock the first customers were waiting at the door, and the smell of fresh bread filled the whole block."
-)
-
-
-@dataclass
-class PerplexityConfig:
-    enabled: bool = False
-    text: str = REFERENCE_TEXT  # the reference text scored once per level
-
-    def __post_init__(self) -> None:
-        _require(
-            not self.enabled or bool(self.text.strip()),
-            "experiment.perplexity.text",
-            "empty; perplexity needs a reference text",
-        )
-
-
-@dataclass
-class ExperimentConfig:
-    name: str = MISSING
-    prompts: List[PromptConfig] = MISSING
-    n_rep: int = 1
-    seed: Optional[int] = None  # overrides the top-level seed for this prompt set
-    limit: Optional[int] = None  # run only the first N prompts (smoke runs)
-    info_units: bool = False  # score Cookie Theft information units
-    image: ImageConfig = field(default_factory=ImageConfig)
-    perplexity: PerplexityConfig = field(default_factory=PerplexityConfig)
-
-    def __post_init__(self) -> None:
-        _require(len(self.prompts) > 0, "experiment.prompts", "empty; give at least one {id, text}")
-        ids = [p.id for p in self.prompts]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        _require(not dupes, "experiment.prompts", f"duplicate ids {dupes}; every id must be unique")
-        _require(self.n_rep >= 1, "experiment.n_rep", f"{self.n_rep}; must be an integer ≥ 1")
-        _require(
-            self.limit is None or self.limit >= 1,
-            "experiment.limit",
-            f"{self.limit}; must be null (all prompts) or an integer ≥ 1",
-        )
-
-    @property
-    def selected(self) -> list[PromptConfig]:
-        """The prompts this job runs: the first ``limit`` of them, or all."""
-        return self.prompts[: self.limit] if self.limit else list(self.prompts)
 
 
 @dataclass

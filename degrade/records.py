@@ -14,6 +14,8 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
+from degrade import legacy, textmeasures
+
 
 @dataclass(frozen=True)
 class GenParams:
@@ -58,11 +60,11 @@ class Record:
     experiment: str
     experiment_id: str
     config_name: str
-    model_variant: str
+    model_variant: Optional[str]  # null in a study record whose task key names none
     prompt_category: Optional[str]
     prompt_hash: str
     tokens_in: int
-    tokens_out: int
+    tokens_out: Optional[int]  # null in a study record (it counted prompt and answer: tokens_out_raw)
     finish_reason: str  # "stop" (an end-of-turn token) or "length" (max_new_tokens reached)
     level_value: float
     level_index: int
@@ -85,8 +87,19 @@ class Record:
     mattr: Optional[float]
     repetition_rate: float
     correct: Optional[int]
+    answers: Optional[list]  # the accepted answers ``correct`` was scored against
     info_units: Optional[int]
     info_units_list: Optional[list]
+    # The study's text measures (degrade.textmeasures), on the text with its repetition loops cut.
+    loop_truncated: Optional[bool]
+    zipf_frequency: Optional[float]  # needs the nlp extra
+    type_lemma_ratio: Optional[float]  # needs the nlp extra
+    lexical_density: Optional[float]
+    n_sentences: Optional[int]
+    mean_sentence_length: Optional[float]
+    # Originals of records read from the study's files, where its meaning differs (None in ours).
+    output_raw: Optional[str]  # the study's output: the echoed prompt and the answer
+    tokens_out_raw: Optional[int]  # the study's token count: prompt and answer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -142,7 +155,8 @@ def make_record(
         sample: the generated answer (``text``, ``tokens_in``, ``tokens_out``, ``duration``, ``finish_reason``).
         batch_size: prompts in the batch that produced it.
         memory: device memory in use after the batch, in percent.
-        scores: the text's scores (``degrade.scoring.score_output``).
+        scores: the text's scores (``degrade.scoring.score_output``); the study's text measures
+            (:func:`degrade.textmeasures.measure`) and the answers ``correct`` was scored against are added here.
     """
     return Record(
         timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -185,6 +199,10 @@ def make_record(
         vram_usage_percent=memory,
         perplexity=cell.perplexity,
         weights_fingerprint=cell.weights_fingerprint,
+        answers=list(prompt.answers) if scores.get("correct") is not None else None,
+        **textmeasures.measure(sample.text),
+        output_raw=None,
+        tokens_out_raw=None,
         **scores,
     )
 
@@ -237,9 +255,12 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any] | None:
 
     Records written before a field existed get it from what they hold: the level from ``std_dev``, the
     experiment from ``prompt_group``, the prompt hash from ``prompt_text`` (an image they were shown is
-    not known, so such prompts run again once).
+    not known, so such prompts run again once). The original study's records are mapped to this
+    contract first (:func:`degrade.legacy.from_study`), their values cast to the schema's types.
     """
-    out = dict(record)
+    out = legacy.from_study(record) if legacy.is_study_record(record) else dict(record)
+    if out.get("output_raw") is not None:  # read from the study's file: its values as the schema types them
+        out = legacy.coerce(out, FIELD_TYPES)
     for key, old in _LEGACY_NAMES.items():
         if out.get(key) is None:
             out[key] = out.get(old)
@@ -249,6 +270,9 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any] | None:
         return None
     out["prompt_id"] = str(out["prompt_id"])
     return out
+
+
+FIELD_TYPES = {f.name: f.type.removeprefix("Optional[").removesuffix("]") for f in fields(Record)}
 
 
 def record_key(record: dict[str, Any]) -> tuple:

@@ -1,0 +1,121 @@
+"""The original study's text measures: loop truncation, word frequency, lemmas, lexical density, sentences.
+
+A damaged model often falls into a loop ("fantasin... fantasin... fantasin..."); the study cut
+such loops before measuring, so a text is not scored on hundreds of copies of one phrase. Here a
+loop is a run of 1 to ``MAX_PERIOD`` words repeated at least ``MIN_REPEATS`` times in a row,
+covering at least ``MIN_LOOP_WORDS`` words; the text is cut after its first copy and the record
+says so (``loop_truncated``).
+
+Zipf word frequency needs ``wordfreq`` and the type-lemma ratio ``simplemma``: the ``nlp`` extra
+(``pip install -e '.[nlp]'``), whose data install from the package registry with them (nothing is
+downloaded at run time). Without it those two measures are None; the others need no package.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from typing import Any
+
+MAX_PERIOD = 20  # longest repeated phrase, in words
+MIN_REPEATS = 3  # copies in a row that make a loop
+MIN_LOOP_WORDS = 6  # a loop covers at least this many words ("no, no, no" is not one)
+
+# What each measure needs, and whether more of it is better for the text (for reports that orient curves).
+MEASURES: dict[str, dict[str, Any]] = {
+    "zipf_frequency": {"extra": "nlp", "higher_is_better": True},
+    "type_lemma_ratio": {"extra": "nlp", "higher_is_better": True},
+    "lexical_density": {"extra": None, "higher_is_better": True},
+    "n_sentences": {"extra": None, "higher_is_better": True},
+    "mean_sentence_length": {"extra": None, "higher_is_better": True},
+}
+NLP_EXTRA = "nlp"
+NLP_INSTALL = "pip install -e '.[nlp]'"
+
+_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)|\n\s*\n")
+
+# Closed-class (function) words; lexical density is the share of the other words. One entry per language.
+_FUNCTION_WORDS = {
+    "en": frozenset(
+        """a an the this that these those some any no every each either neither all both few many much more most
+        several such what which whose whatever whichever i me my mine myself you your yours yourself yourselves he
+        him his himself she her hers herself it its itself we us our ours ourselves they them their theirs
+        themselves who whom one ones someone anyone everyone nobody somebody anybody everybody something anything
+        everything nothing there here and or but nor so yet for if then than because although though while whereas
+        unless until since as whether once when where why how about above across after against along among around
+        at before behind below beneath beside between beyond by down during except from in inside into like near
+        of off on onto out outside over past through throughout to toward towards under underneath up upon with
+        within without be am is are was were been being have has had having do does did doing done will would
+        shall should can could may might must ought not n't 's 're 've 'd 'll 'm s t don didn doesn isn wasn aren
+        weren hasn haven hadn won wouldn couldn shouldn can't cannot very too also just only even still again
+        ever never always often then now yes oh well""".split()
+    ),
+}
+
+
+def nlp_available() -> bool:
+    """Whether the ``nlp`` extra (wordfreq and simplemma) is installed."""
+    return all(importlib.util.find_spec(name) is not None for name in ("wordfreq", "simplemma"))
+
+
+def truncate_loops(text: str) -> tuple[str, bool]:
+    """``text`` cut after the first copy of its first repetition loop, and whether it was cut.
+
+    Words are compared lower-cased; the cut keeps everything up to the end of the loop's first copy.
+    """
+    spans = [(m.start(), m.end(), m.group().lower()) for m in _WORD.finditer(text)]
+    words = [w for _, _, w in spans]
+    for start in range(len(words)):
+        for period in range(1, min(MAX_PERIOD, (len(words) - start) // MIN_REPEATS) + 1):
+            block = words[start : start + period]
+            repeats = 1
+            while words[start + repeats * period : start + (repeats + 1) * period] == block:
+                repeats += 1
+            if repeats >= MIN_REPEATS and repeats * period >= MIN_LOOP_WORDS:
+                return text[: spans[start + period - 1][1]], True
+    return text, False
+
+
+def _sentences(text: str) -> list[str]:
+    parts = _SENTENCE_END.split(text)
+    return [p for p in parts if _WORD.search(p)]
+
+
+def measure(text: str, *, language: str = "en") -> dict[str, Any]:
+    """Every measure of this module for one generated text, loops cut first.
+
+    Args:
+        text: The generated text.
+        language: Two-letter code for the word lists (wordfreq, simplemma and the function words).
+
+    Returns:
+        ``loop_truncated``; ``zipf_frequency`` (mean Zipf frequency of the words, 0 for a word the
+        language does not have) and ``type_lemma_ratio`` (distinct lemmas / words), None without the
+        ``nlp`` extra; ``lexical_density`` (share of words that are not function words, None without
+        a function-word list for ``language``); ``n_sentences``; ``mean_sentence_length`` (words per
+        sentence). The ratios are None for a text without words.
+    """
+    kept, truncated = truncate_loops(text)
+    words = [w.lower() for w in _WORD.findall(kept)]
+    sentences = _sentences(kept)
+    out: dict[str, Any] = {
+        "loop_truncated": truncated,
+        "zipf_frequency": None,
+        "type_lemma_ratio": None,
+        "lexical_density": None,
+        "n_sentences": len(sentences),
+        "mean_sentence_length": len(words) / len(sentences) if sentences else None,
+    }
+    if not words:
+        return out
+    function_words = _FUNCTION_WORDS.get(language)
+    if function_words is not None:
+        out["lexical_density"] = sum(w not in function_words for w in words) / len(words)
+    if nlp_available():
+        import simplemma
+        import wordfreq
+
+        out["zipf_frequency"] = sum(wordfreq.zipf_frequency(w, language) for w in words) / len(words)
+        out["type_lemma_ratio"] = len({simplemma.lemmatize(w, lang=language) for w in words}) / len(words)
+    return out
