@@ -13,7 +13,6 @@ downloaded at run time). Without it those two measures are None; the others need
 
 from __future__ import annotations
 
-import importlib.util
 import re
 from typing import Any
 
@@ -32,7 +31,7 @@ MEASURES: dict[str, dict[str, Any]] = {
 NLP_EXTRA = "nlp"
 NLP_INSTALL = "pip install -e '.[nlp]'"
 
-_WORD = re.compile(r"[^\W\d_]+(?:['’-][^\W\d_]+)*")
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")  # letters (a hyphen splits: "C-C-C" is three words)
 _SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)|\n\s*\n")
 
 # Closed-class (function) words; lexical density is the share of the other words. One entry per language.
@@ -55,8 +54,13 @@ _FUNCTION_WORDS = {
 
 
 def nlp_available() -> bool:
-    """Whether the ``nlp`` extra (wordfreq and simplemma) is installed."""
-    return all(importlib.util.find_spec(name) is not None for name in ("wordfreq", "simplemma"))
+    """Whether the ``nlp`` extra (wordfreq and simplemma) can be imported."""
+    try:
+        import simplemma  # noqa: F401
+        import wordfreq  # noqa: F401
+    except ImportError:
+        return False
+    return True
 
 
 def truncate_loops(text: str) -> tuple[str, bool]:
