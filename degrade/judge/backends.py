@@ -1,0 +1,47 @@
+"""The judge's backends: one registry by name, what a backend answers, and how one is built.
+
+A backend takes conversations (lists of chat messages) and returns one :class:`Completion`
+per conversation, in order. The registry names a class by its import path, so a backend's
+dependencies (the ``openai`` client) load only when it is used.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+# name -> "module:Class"; a new backend is one module plus one line here and one YAML in conf/judge/backend/.
+BACKENDS = {
+    "local": "degrade.judge.local:LocalBackend",
+    "openai": "degrade.judge.remote:OpenAIBackend",
+}
+
+
+@dataclass(frozen=True)
+class Completion:
+    """One answer of the judge model, or why there is none."""
+
+    text: str | None  # None when the server could not be reached or kept failing (``error`` says why)
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+    transport_retries: int = 0  # calls repeated after a 429, a 5xx, a timeout or a dropped connection
+
+
+class Backend(Protocol):
+    batch_size: int
+
+    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any]) -> list[Completion]:
+        """One completion per conversation, at temperature 0, asking for JSON matching ``schema``."""
+        ...
+
+    def calls_in_parallel(self) -> int:
+        """How many conversations run at once (a batch locally, concurrent requests remotely)."""
+        ...
+
+
+def make_backend(cfg: Any) -> Backend:
+    """The backend registered under ``cfg.name``, built from its :class:`~degrade.judge.config.BackendConfig`."""
+    module, _, cls = BACKENDS[cfg.name].partition(":")
+    return getattr(importlib.import_module(module), cls)(cfg)

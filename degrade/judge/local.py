@@ -1,0 +1,75 @@
+"""The ``local`` backend: a judge model loaded in process through :func:`degrade.loading.load`, greedy.
+
+The answer is started for the model with the JSON object's opening brace and first key (a
+prefill, as a constrained decoder would force them), so a small model continues a JSON object
+instead of writing prose; the prefill is part of the text that is checked and kept.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import torch
+from transformers import StoppingCriteria
+
+from degrade.config import ModelConfig
+from degrade.generation import generate
+from degrade.judge.backends import Completion
+from degrade.loading import load
+from degrade.records import GenParams
+
+log = logging.getLogger(__name__)
+
+
+class LocalBackend:
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self.batch_size = cfg.batch_size
+        self.loaded = load(ModelConfig(name=cfg.model, source=cfg.source, dtype=cfg.dtype), cfg.device)
+        vocab = self.loaded.tokenizer.get_vocab()
+        self.closing_ids = [i for t, i in vocab.items() if "}" in self.loaded.tokenizer.convert_tokens_to_string([t])]
+        self.params = GenParams(
+            do_sample=False,
+            max_new_tokens=cfg.max_tokens,
+            temperature=None,
+            top_k=None,
+            top_p=None,
+            repetition_penalty=1.0,
+        )
+
+    def calls_in_parallel(self) -> int:
+        return self.batch_size
+
+    def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any]) -> list[Completion]:
+        prefill = "{" + json.dumps(next(iter(schema["properties"]))) + ":"
+        tokenizer = self.loaded.tokenizer
+        prompts = [
+            self.encode(messages) + tokenizer.encode(prefill, add_special_tokens=False) for messages in conversations
+        ]
+        closed = ObjectClosed(self.closing_ids)
+        samples = generate(self.loaded.model, tokenizer, prompts, self.params, self.loaded.device, progress=closed)
+        return [Completion(prefill + s.text, s.tokens_in, s.tokens_out) for s in samples]
+
+    def encode(self, messages: list[dict[str, str]]) -> list[int]:
+        """Token ids of the conversation through the model's chat template, ready for the assistant's turn."""
+        tokenizer = self.loaded.tokenizer
+        if getattr(tokenizer, "chat_template", None):
+            ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True, return_dict=False)
+            return list(ids)
+        text = "\n\n".join(f"{m['role']}: {m['content']}" for m in messages) + "\n\nassistant: "
+        return list(tokenizer(text).input_ids)
+
+    def count_tokens(self, text: str) -> int:
+        return len(self.loaded.tokenizer.encode(text, add_special_tokens=False))
+
+
+class ObjectClosed(StoppingCriteria):
+    """Stops a row once it writes a closing brace: the flat JSON object is complete, the rest would be waste."""
+
+    def __init__(self, closing_ids: list[int]) -> None:
+        self.closing = torch.tensor(closing_ids)
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.isin(input_ids[:, -1], self.closing.to(input_ids.device))

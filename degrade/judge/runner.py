@@ -1,0 +1,186 @@
+"""Judge a run: every selected record not judged yet, batch by batch, each batch journaled before the next.
+
+An answer that is not JSON or breaks the rubric's schema is asked again (``judge.invalid_retries``
+times, with what was wrong) and then recorded as ``failed`` with its raw text. A record the server
+could not answer (retries used up on 429, 5xx or connection errors) is not recorded: the command
+says how many, exits 1, and the same command tries them again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from degrade.collect import collect
+from degrade.judge.backends import Backend, make_backend
+from degrade.judge.dryrun import estimate
+from degrade.judge.rubric import (
+    InvalidAnswer,
+    correction,
+    json_schema,
+    judge_settings,
+    messages,
+    parse_answer,
+    settings_hash,
+)
+from degrade.judge.select import Item, select
+from degrade.judge.store import JudgmentStore, judgment_key
+from degrade.records import KEY_FIELDS
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Summary:
+    """What one command did."""
+
+    selected: int = 0  # records the rubric and the sample pick
+    skipped: int = 0  # already judged with the same rubric and settings
+    ok: int = 0
+    failed: int = 0  # recorded as failed: no usable answer after the re-asks
+    retried: int = 0  # usable only after a re-ask
+    unanswered: int = 0  # not recorded: the server kept failing
+    seconds: float = 0.0
+    judge_hash: str = ""
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> int:
+        return self.ok + self.failed
+
+
+@dataclass
+class Task:
+    item: Item
+    conversation: list[dict[str, str]]
+    raws: list[str] = field(default_factory=list)
+    tokens: list[int] = field(default_factory=lambda: [0, 0])
+    transport_retries: int = 0
+
+
+def judge_run(cfg: Any) -> Summary:
+    """Judge the records under ``cfg.run`` with ``cfg.judge`` (a :class:`~degrade.judge.config.JudgeAppConfig`)."""
+    root, jc = Path(cfg.run), cfg.judge
+    settings = judge_settings(jc.rubric, jc.backend)
+    summary = Summary(judge_hash=settings_hash(settings))
+    items = select(collect(root), jc.rubric, jc.sample, jc.seed)
+    summary.selected = len(items)
+    stores = {job: JudgmentStore(root / job) for job in sorted({i.job_dir for i in items})}
+    todo = [i for i in items if not _done(stores[i.job_dir], i, jc, summary.judge_hash)]
+    summary.skipped = len(items) - len(todo)
+    log.info(
+        "rubric %s, judge %s (%s), hash %s: %d records selected, %d already judged, %d to judge",
+        jc.rubric.name, jc.backend.model, jc.backend.name, summary.judge_hash, len(items), summary.skipped, len(todo),
+    )  # fmt: skip
+    if jc.dry_run:
+        estimate(todo, jc, lambda item: messages(jc.rubric, _text(item.record, "prompt_text"), _text(item.record)))
+        return summary
+    if not todo:
+        return summary
+    backend = make_backend(jc.backend)
+    start = time.perf_counter()
+    try:
+        for batch in _batches(todo, backend.batch_size):
+            judged = judge_batch(backend, jc, batch, settings, summary)
+            for job in {t.job_dir for t in batch}:
+                stores[job].append([j for j, item in judged if item.job_dir == job])
+            _progress(summary, len(todo), time.perf_counter() - start)
+    finally:
+        summary.seconds = time.perf_counter() - start
+        for store in stores.values():
+            if store.appended or store.judgments:
+                store.write_views()
+    return summary
+
+
+def _done(store: JudgmentStore, item: Item, jc: Any, judge_hash: str) -> bool:
+    judged = store.has(judgment_key({**item.record, "rubric": jc.rubric.name, "judge_hash": judge_hash}))
+    return judged is not None and not (jc.retry_failed and judged["status"] == "failed")
+
+
+def _text(record: dict[str, Any], key: str = "output") -> str:
+    return str(record.get(key) or "")
+
+
+def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def judge_batch(
+    backend: Backend, jc: Any, batch: list[Item], settings: dict[str, Any], summary: Summary
+) -> list[tuple[dict[str, Any], Item]]:
+    """Judge one batch; return its judgments (ok or failed) with their items. Unanswered records are left out."""
+    rubric, schema = jc.rubric, json_schema(jc.rubric)
+    tasks = [Task(i, messages(rubric, _text(i.record, "prompt_text"), _text(i.record))) for i in batch]
+    pending, out = tasks, []
+    start = time.perf_counter()
+    for attempt in range(jc.invalid_retries + 1):
+        completions = backend.complete([t.conversation for t in pending], schema)
+        again = []
+        for task, done in zip(pending, completions):
+            task.transport_retries += done.transport_retries
+            if done.text is None:
+                summary.unanswered += 1
+                summary.errors.append(done.error or "no answer")
+                continue
+            task.raws.append(done.text)
+            task.tokens = [task.tokens[0] + done.prompt_tokens, task.tokens[1] + done.completion_tokens]
+            try:
+                ratings = parse_answer(done.text, rubric)
+            except InvalidAnswer as exc:
+                if attempt < jc.invalid_retries:
+                    task.conversation = task.conversation + correction(done.text, str(exc), rubric)
+                    again.append(task)
+                else:
+                    summary.failed += 1
+                    out.append((_judgment(task, settings, summary.judge_hash, None, str(exc), start), task.item))
+                continue
+            summary.ok += 1
+            summary.retried += attempt > 0
+            out.append((_judgment(task, settings, summary.judge_hash, ratings, None, start), task.item))
+        pending = again
+        if not pending:
+            break
+    return out
+
+
+def _judgment(
+    task: Task, settings: dict[str, Any], judge_hash: str, ratings: dict | None, error: str | None, start: float
+) -> dict[str, Any]:
+    record = task.item.record
+    return {
+        **{k: record[k] for k in KEY_FIELDS},
+        "rubric": settings["rubric"]["name"],
+        "judge_hash": judge_hash,
+        "judge_backend": settings["backend"],
+        "judge_model": settings["model"],
+        "judge_settings": settings,
+        "status": "ok" if ratings is not None else "failed",
+        "ratings": ratings or {},
+        "error": error,
+        "raw": task.raws[-1],
+        "raw_previous": task.raws[:-1],
+        "attempts": len(task.raws),
+        "transport_retries": task.transport_retries,
+        "prompt_tokens": task.tokens[0],
+        "completion_tokens": task.tokens[1],
+        "seconds": round(time.perf_counter() - start, 3),  # the batch's wall time, like a record's duration
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _progress(summary: Summary, total: int, elapsed: float) -> None:
+    done = summary.judged + summary.unanswered
+    rate = summary.judged / elapsed * 60 if elapsed else 0.0
+    left = (total - done) / (done / elapsed) if done else 0.0
+    log.info(
+        "judged %d/%d (%d ok, %d failed, %d after a re-ask%s), %.1f records/min, ~%dm%02ds left",
+        done, total, summary.ok, summary.failed, summary.retried,
+        f", {summary.unanswered} unanswered" if summary.unanswered else "", rate, left // 60, left % 60,
+    )  # fmt: skip
