@@ -1,0 +1,129 @@
+"""The statistics' figures, one page per experiment.
+
+``breaking_<experiment>.png``: every measure (rows) against the level for every method
+(columns), a line per group, mean with its bootstrap interval, the critical level marked.
+``normalised_<experiment>.png``: a panel per method and group, every measure min–max normalised
+(up is better, measures where lower is better inverted), the |d| = 0.8 crossings marked.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from degrade.methods import LevelAxis, level_axis
+from degrade.plots import axis_label, clean_apart, scale_axis
+from degrade.stats.measures import MEASURES, judge_measure
+from degrade.stats.table import LINE
+
+LABELS = {m.column: m.label for m in MEASURES}
+
+
+def label_of(measure: str) -> str:
+    """A measure's name on a plot."""
+    return LABELS.get(measure) or judge_measure(measure).label
+
+
+def file_stem(experiment: str) -> str:
+    """An experiment's name as a file name part."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", str(experiment)).strip("-") or "experiment"
+
+
+def _line_name(named: dict, naming: list[str], labels: dict) -> str:
+    parts = [str(named[c]) for c in naming]
+    settings = labels.get(named[LINE[-1]]) if labels else None
+    return " / ".join(parts + [settings] * bool(settings))
+
+
+def _draw(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, label: str, band: bool) -> str:
+    """One curve; level 0 as a reference line where the axis has no place for it. Returns its colour."""
+    clean = line[line["level_value"] == 0] if clean_apart(axis) else line.iloc[:0]
+    points = line.drop(index=clean.index)
+    yerr = None
+    if band:
+        yerr = np.vstack([points[y] - points["ci_low"], points["ci_high"] - points[y]]).clip(min=0)
+        yerr = np.nan_to_num(yerr)
+    drawn = ax.errorbar(points["level_value"], points[y], yerr=yerr, marker="o", ms=3, capsize=2, label=label)
+    colour = drawn[0].get_color()
+    for value in clean[y]:
+        ax.axhline(value, linestyle="--", color=colour, alpha=0.6)
+    return colour
+
+
+def _mark(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, colour: str) -> None:
+    """The critical level: a dotted vertical line and a cross on the curve."""
+    critical = line["critical_level"].iloc[0]
+    if math.isnan(critical):
+        return
+    points = line[line["level_value"] > 0].sort_values("level_value")
+    to_axis = np.log if axis.log else (lambda v: np.asarray(v, dtype=float))
+    xs = line.sort_values("level_value")["level_value"] if not clean_apart(axis) else points["level_value"]
+    ys = line.set_index("level_value").loc[xs, y]
+    height = np.interp(to_axis(critical), to_axis(xs.to_numpy(float)), ys.to_numpy(float))
+    ax.axvline(critical, linestyle=":", color=colour, alpha=0.8)
+    ax.plot([critical], [height], marker="X", ms=9, color=colour, markeredgecolor="black", zorder=5)
+
+
+def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = None) -> plt.Figure:
+    """Every measure against the level, a column per method, the critical levels marked (one experiment)."""
+    part = stats[stats["experiment"] == experiment]
+    measures = list(dict.fromkeys(part["measure"]))
+    methods = list(dict.fromkeys(part["degradation_method"]))
+    naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["param_group_name"]
+    fig, axes = plt.subplots(
+        len(measures), len(methods), figsize=(4.8 * len(methods), 3.2 * len(measures)), squeeze=False
+    )
+    for col, method in enumerate(methods):
+        axis = level_axis(method)
+        for row, measure in enumerate(measures):
+            ax = axes[row][col]
+            cell = part[(part["degradation_method"] == method) & (part["measure"] == measure)]
+            for key, line in cell.groupby(LINE, dropna=False, sort=False):
+                named = dict(zip(LINE, key))
+                colour = _draw(ax, line, axis, "mean", _line_name(named, naming, labels or {}), band=True)
+                _mark(ax, line, axis, "mean", colour)
+            scale_axis(ax, axis, cell["level_value"])
+            ax.set_title(f"{method}: {label_of(measure)}", fontsize="medium")
+            ax.set_ylabel(label_of(measure))
+            ax.grid(alpha=0.3)
+            if row == len(measures) - 1:
+                ax.set_xlabel(axis_label(method))
+            if row == 0 and len(ax.get_legend_handles_labels()[0]):
+                ax.legend(fontsize="small")
+    fig.suptitle(f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)")
+    fig.tight_layout()
+    return fig
+
+
+def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = None) -> plt.Figure:
+    """Min–max normalised curves of every measure, a panel per method and group, crossings marked."""
+    part = stats[stats["experiment"] == experiment]
+    panels = list(part.groupby(LINE, dropna=False, sort=False))
+    naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["degradation_method", "param_group_name"]
+    cols = min(3, len(panels))
+    rows = math.ceil(len(panels) / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    for ax, (key, panel) in zip(axes.flat, panels):
+        named = dict(zip(LINE, key))
+        axis = level_axis(named["degradation_method"])
+        for measure, line in panel.groupby("measure", sort=False):
+            if line["normalised"].isna().all():
+                continue  # a measure that never moves has no normalised curve
+            colour = _draw(ax, line, axis, "normalised", label_of(measure), band=False)
+            _mark(ax, line, axis, "normalised", colour)
+        scale_axis(ax, axis, panel["level_value"])
+        ax.set_title(_line_name(named, naming, labels or {}), fontsize="medium")
+        ax.set_xlabel(axis_label(named["degradation_method"]))
+        ax.set_ylabel("normalised (1 = best level)")
+        ax.set_ylim(-0.05, 1.05)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize="x-small")
+    for ax in list(axes.flat)[len(panels) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8")
+    fig.tight_layout()
+    return fig
