@@ -86,7 +86,7 @@ class BisectSweeper(Sweeper):
             self.validate_batch_is_legal(batch)
             returns = self.launcher.launch([list(b) for b in batch], initial_job_idx=job_num)
             job_num += len(batch)
-            dirs = {b: self.job_dir(ret, sweep_dir) for b, ret in zip(batch, returns)}
+            dirs = {b: self.job_dir(ret) for b, ret in zip(batch, returns)}
             for search in searches:
                 self.take(search, {lvl: dirs[tuple(search.job(lvl))] for s, lvl in wanted if s is search})
             write_results(sweep_dir, self.summary(arguments), [s.record for s in searches])
@@ -123,6 +123,14 @@ class BisectSweeper(Sweeper):
             search.record.answer = {"status": "failed", "level": None, "bracket": [None, None], "message": str(exc)}
             return
         if bisection.criterion.needs_clean and bisection.clean is None and 0.0 in measured:
+            if measured[0.0].value == 0:
+                error = ConfigError(
+                    "hydra.sweeper.threshold.kind",
+                    f"relative: the clean model's {measure} is 0 ({dirs[0.0]}), so no fraction of it can be crossed; "
+                    "give threshold.kind=absolute",
+                )
+                log.error("%s", error)
+                raise SystemExit(error.exit_code)
             bisection.tell_clean(measured[0.0].value)
             search.clean_dir = str(dirs[0.0])
         for level in bisection.pending():
@@ -131,7 +139,7 @@ class BisectSweeper(Sweeper):
         search.record.update(bisection, search.clean_dir)
 
     @staticmethod
-    def job_dir(ret: Any, sweep_dir: Path) -> Path:
+    def job_dir(ret: Any) -> Path:
         """Where a launched probe wrote: its runtime output dir, as the job's own Hydra config says."""
         return Path(str(ret.hydra_cfg.hydra.runtime.output_dir))
 
@@ -166,19 +174,20 @@ class BisectSweeper(Sweeper):
 
     def search(self, label: str, point: list[str], method: str, criterion: Criterion, n_rep: int) -> Search:
         s, meth, axis = self.settings, METHODS[method], level_axis(method)
-        ends = (s.get("ranges") or {}).get(method) or [s.get("lo"), s.get("hi")]
-        if len(ends) != 2 or None in ends:
+        key, ends = ("hydra.sweeper.lo", [s.get("lo"), s.get("hi")])  # lo and hi, when given, for every search
+        if ends == [None, None]:
+            key, ends = f"hydra.sweeper.ranges.{method}", (s.get("ranges") or {}).get(method)
+        numbers = isinstance(ends, list) and all(isinstance(e, (int, float)) and not isinstance(e, bool) for e in ends)
+        if not (numbers and len(ends) == 2):
             raise ConfigError(
-                "hydra.sweeper.lo",
-                f"no range for {method}: give hydra.sweeper.lo and hydra.sweeper.hi, "
-                f"or hydra.sweeper.ranges.{method}=[lo,hi]",
+                key,
+                f"{ends!r}; give the range searched for {method} as hydra.sweeper.ranges.{method}=[lo,hi], "
+                "or hydra.sweeper.lo and hydra.sweeper.hi for every search",
             )
         ends = [float(e) for e in ends]
         outside = [e for e in ends if not meth.accepts(e)]
         if outside:
-            raise ConfigError(
-                f"hydra.sweeper.ranges.{method}", f"{outside[0]:g} outside the domain of {method}: {meth.domain}"
-            )
+            raise ConfigError(key, f"{outside[0]:g} outside the domain of {method}: {meth.domain}")
         least, most = sorted(ends, key=axis.damage_order)
         bisect_axis = Axis(least, most, axis.log, meth.integer_levels, float(s["tolerance"]))
         bisection = Bisection(bisect_axis, criterion, int(s["max_probes"]))

@@ -23,7 +23,7 @@ class BisectSweeperConf:
     measure: str = "correct"  # a numeric record column, averaged over a probe's records
     direction: str = "falls"  # how the measure moves as damage grows: falls (accuracy) or rises (perplexity)
     threshold: ThresholdConf = field(default_factory=ThresholdConf)
-    lo: Optional[float] = None  # the range searched, either order; ranges.<method> replaces it for that method
+    lo: Optional[float] = None  # the range searched by every search, either order; when null, ranges.<method>
     hi: Optional[float] = None
     ranges: dict[str, Any] = field(default_factory=dict)  # method: [lo, hi]; checked when the sweep starts
     tolerance: float = 0.05  # linear axis: levels; log axis: a ratio (0.1: ends within 10 %)
