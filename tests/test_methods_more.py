@@ -156,7 +156,7 @@ def test_bit_flip_spares_the_exponent_and_the_sign_when_asked(dtype: torch.dtype
 
 
 def test_bit_flip_at_high_p_and_zero() -> None:
-    """p above 1/2 draws the bits that stay (same law); p = 0 and p = 1 are exact."""
+    """A high p keeps the binomial law; p = 0 flips nothing and p = 1 every bit."""
     w = torch.randn(64, 64, generator=gen(1))
     clean = w.clone()
     flips = flip_bits(w, 0.9, gen(2))

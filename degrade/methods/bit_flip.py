@@ -1,13 +1,15 @@
 """``bit_flip``: every bit of the stored floats flips with probability p, in the dtype the model runs in.
 
-Vectorised, never a loop over elements: per tensor the number of flips is drawn from a
-binomial over its eligible bits, then that many distinct bit positions uniformly. Which bits
+Vectorised, never a loop over elements: per tensor, the flipped bits are drawn as the gaps
+between them (geometric with parameter p), which gives a binomial number of flips at uniformly
+random distinct positions, in time proportional to the flips, not the bits. Which bits
 are eligible follows the dtype's layout (sign, exponent, mantissa), so the sign and the
 exponent can be spared (``degradation.options.spare_sign`` / ``spare_exponent``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,17 +39,25 @@ def eligible_bits(dtype: torch.dtype, *, spare_sign: bool = False, spare_exponen
     ]
 
 
-def distinct_positions(n: int, k: int, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """``k`` distinct positions of ``range(n)``, uniformly at random (sorted)."""
-    if 2 * k > n:  # most positions: draw the ones that stay instead
-        keep = torch.ones(n, dtype=torch.bool, device=device)
-        keep[distinct_positions(n, n - k, generator, device)] = False
-        return keep.nonzero().reshape(-1)
-    chosen = torch.empty(0, dtype=torch.int64, device=device)
-    while chosen.numel() < k:  # draws with replacement, topped up until k distinct: uniform by symmetry
-        extra = torch.randint(0, n, (k - chosen.numel(),), generator=generator, device=device)
-        chosen = torch.unique(torch.cat([chosen, extra]))
-    return chosen
+def bernoulli_positions(n: int, p: float, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """The positions of ``range(n)`` that a Bernoulli(p) draw per position selects, in increasing order.
+
+    The gaps between successive selected positions are geometric(p), so drawing the gaps draws
+    exactly that law — the count is binomial(n, p), the positions uniform — with no sort and no
+    collision to resolve, in time and memory proportional to n·p, not n.
+    """
+    if p >= 1:
+        return torch.arange(n, device=device)
+    found, reached = [], 0.0  # the last selected position, 1-based (float64 is exact below 2**53)
+    while True:
+        expected = (n - reached) * p
+        gaps = torch.empty(int(expected + 6 * math.sqrt(expected) + 16), dtype=torch.float64, device=device)
+        ends = gaps.geometric_(p, generator=generator).cumsum_(0).add_(reached)
+        found.append(ends[ends <= n])
+        if ends[-1] > n:
+            break
+        reached = float(ends[-1])
+    return torch.cat(found).sub_(1).to(torch.int64)
 
 
 @torch.no_grad()
@@ -67,20 +77,15 @@ def flip_bits(
     n = tensor.numel() * bits.numel()
     if p == 0 or n == 0:
         return 0
-    count = torch.tensor(float(n), dtype=torch.float64, device=tensor.device)
-    prob = torch.tensor(float(p), dtype=torch.float64, device=tensor.device)
-    k = int(torch.binomial(count, prob, generator=generator))
-    if k == 0:
-        return 0
-    positions = distinct_positions(n, k, generator, tensor.device)
+    positions = bernoulli_positions(n, p, generator, tensor.device)
     element = positions // bits.numel()
     shifted = torch.ones_like(positions).bitwise_left_shift_(bits[positions % bits.numel()])
-    touched, slot = torch.unique(element, return_inverse=True)
+    touched, slot = torch.unique_consecutive(element, return_inverse=True)  # positions are sorted
     # distinct bits of one element: their sum is their OR; int64 → int32/int16 keeps the low bits
     masks = torch.zeros(touched.numel(), dtype=torch.int64, device=tensor.device).index_add_(0, slot, shifted)
     flat = tensor.view(-1).view(int_dtype)
     flat[touched] ^= masks.to(int_dtype)
-    return k
+    return positions.numel()
 
 
 def check(model: nn.Module, group: ResolvedGroup, options: Mapping[str, Any]) -> None:
