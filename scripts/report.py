@@ -1,7 +1,8 @@
-"""Aggregate every record under a run or sweep dir: one Parquet, a summary table, PNG plots.
+"""Aggregate every record under run or sweep dirs and in result files: one Parquet, a summary table, PNG plots.
 
 python scripts/report.py multirun/2026-11-22/02-49-24            # writes multirun/…/report/
 python scripts/report.py outputs/2026-11-22/02-49-24 --out /tmp/report
+python scripts/report.py old/outputs_*.json multirun/2026-11-22/02-49-24   # the original study's files beside ours
 
 The report dir gets all_records.parquet (every record, with its job_dir), summary.csv,
 summary.md and one PNG per metric.
@@ -16,6 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
+from degrade.collect import report_dir  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
 from degrade.report import write_report  # noqa: E402
 
@@ -24,14 +26,24 @@ log = logging.getLogger("degrade")
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("dir", type=Path, help="a job dir, or a run or sweep dir with job dirs below it")
-    parser.add_argument("--out", type=Path, default=None, help="where the report goes (default: DIR/report)")
+    parser.add_argument(
+        "paths",
+        type=Path,
+        nargs="+",
+        metavar="PATH",
+        help="a job dir, a run or sweep dir with job dirs below it, or a result file (.json array, the original "
+        "study's included, or .jsonl journal); several are read into one table",
+    )
+    parser.add_argument(
+        "--out", type=Path, default=None, help="where the report goes (default: report/ in the first dir given)"
+    )
     args = parser.parse_args(argv)
     # Our own progress at INFO; third-party chatter (matplotlib's font cache) only when it matters.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(message)s")
     log.setLevel(logging.INFO)
     try:
-        paths = write_report(args.dir, args.out)
+        inputs = args.paths[0] if len(args.paths) == 1 else args.paths
+        paths = write_report(inputs, args.out or report_dir(args.paths))
     except DegradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
