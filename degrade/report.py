@@ -1,16 +1,17 @@
-"""The analysis report: a summary table and plots of every record under a run or sweep dir.
+"""The analysis report: a summary table, plots and the statistics of every record under a run or sweep dir.
 
 Jobs write only inside their own dirs; :mod:`degrade.collect` gathers their records and this
 module aggregates them. What a method's level means, how its axis is drawn and in which order
 its levels damage more comes from the method registry (:func:`degrade.methods.level_axis`),
-so the report names no method.
+so the report names no method. The study's statistics (effect sizes, critical levels, trends) are
+:mod:`degrade.stats`'s, written beside the summary.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,10 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from degrade.collect import SETTINGS, collect, read_settings  # noqa: E402
 from degrade.methods import LevelAxis, level_axis  # noqa: E402
+from degrade.plots import axis_label, clean_apart, scale_axis  # noqa: E402
 from degrade.records import SCHEMA  # noqa: E402
+from degrade.stats import write_stats  # noqa: E402
+from degrade.stats.markdown import markdown_table  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +153,6 @@ def repetition_stats(df: pd.DataFrame, metric: str) -> pd.DataFrame:
     return stats
 
 
-def axis_label(method: str) -> str:
-    """The x-axis label of ``method``'s panel: what its level is, and how the axis is drawn."""
-    axis = level_axis(method)
-    notes = ["log scale"] * axis.log + ["reversed: larger is less damage"] * (not axis.damage_grows_with_level)
-    return f"{axis.label} ({', '.join(notes)})" if notes else axis.label
-
-
 def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = None) -> plt.Figure:
     """``metric`` against level: a panel per method (that has the metric), a line per group and settings.
 
@@ -179,7 +176,7 @@ def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = Non
             named = dict(zip(LINE, key))
             label = " / ".join([str(named[c]) for c in naming] + [_label(labels, named[SETTINGS])]).removesuffix(" / ")
             _draw(ax, line.sort_values("level_value"), axis, label)
-        _scale(ax, axis, stats.loc[stats["degradation_method"] == method, "level_value"])
+        scale_axis(ax, axis, stats.loc[stats["degradation_method"] == method, "level_value"])
         ax.set_title(method)
         ax.set_xlabel(axis_label(method))
         ax.grid(alpha=0.3)
@@ -190,24 +187,11 @@ def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = Non
 
 
 def _draw(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, label: str) -> None:
-    # Level 0 (clean) has no place on a log axis, nor at the less-damage end of a reversed one: a reference line.
-    apart = axis.log or not axis.damage_grows_with_level
-    clean = line[line["level_value"] == 0] if apart else line.iloc[:0]
+    clean = line[line["level_value"] == 0] if clean_apart(axis) else line.iloc[:0]
     points = line.drop(index=clean.index)
     drawn = ax.errorbar(points["level_value"], points["mean"], yerr=points["sem"], marker="o", capsize=3, label=label)
     for value in clean["mean"]:
         ax.axhline(value, linestyle="--", color=drawn[0].get_color(), alpha=0.6, label=f"{label} (clean, level 0)")
-
-
-def _scale(ax: plt.Axes, axis: LevelAxis, levels: pd.Series) -> None:
-    damaged = sorted(set(levels[levels > 0]))
-    if axis.log and damaged:
-        ax.set_xscale("log")
-        if len(damaged) <= 12:  # few levels: tick each one, as the user swept it
-            ax.set_xticks(damaged, [f"{v:g}" for v in damaged])
-            ax.minorticks_off()
-    if not axis.damage_grows_with_level:
-        ax.invert_xaxis()  # damage grows rightwards on every panel
 
 
 def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = None) -> list[Path]:
@@ -238,34 +222,26 @@ def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = Non
     return written
 
 
-def _markdown(table: pd.DataFrame) -> str:
-    def cell(value: object) -> str:
-        if isinstance(value, float):
-            return "" if math.isnan(value) else f"{value:.4g}"
-        return str(value).replace("|", "\\|")
-
-    rows = [[str(c) for c in table.columns], ["---"] * len(table.columns)]
-    rows += [[cell(v) for v in row] for row in table.itertuples(index=False)]
-    return "\n".join("| " + " | ".join(r) + " |" for r in rows) + "\n"
-
-
-def write_report(root: Path, out_dir: Path | None = None) -> dict[str, Path | list[Path]]:
-    """Collect, summarise and plot every record under ``root``.
+def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> dict[str, Path | list[Path]]:
+    """Collect, summarise, plot and analyse every record under ``root``.
 
     Args:
-        root: A job, run or sweep dir.
-        out_dir: Where the report goes; ``root/report`` by default.
+        root: A job, run or sweep dir, or what else :func:`degrade.collect.collect` reads (result
+            files, several paths).
+        out_dir: Where the report goes; ``root/report`` by default (required for several paths).
 
     Returns:
-        ``{"records": ..., "summary_csv": ..., "summary_md": ..., "plots": [...]}``, the paths written.
+        ``{"records": ..., "summary_csv": ..., "summary_md": ..., "plots": [...]}`` and the statistics'
+        ``{"stats_csv": ..., "stats_md": ..., "stats_plots": [...]}`` (:func:`degrade.stats.write_stats`),
+        the paths written.
 
     Raises:
         DegradeError: ``root`` is not a directory or holds no records.
     """
-    root = Path(root)
+    root = Path(root) if isinstance(root, str) else root
     records = collect(root)
     settings = read_settings(root, records)
-    out_dir = Path(out_dir) if out_dir is not None else root / "report"
+    out_dir = Path(out_dir) if out_dir is not None else Path(root) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
     summary = summarize(records, settings)
     paths: dict[str, Path | list[Path]] = {
@@ -278,7 +254,8 @@ def write_report(root: Path, out_dir: Path | None = None) -> dict[str, Path | li
     schema = schema.append(pa.field("job_dir", pa.string()))
     pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
-    paths["summary_md"].write_text(_markdown(summary), encoding="utf-8")
+    paths["summary_md"].write_text(markdown_table(summary), encoding="utf-8")
     paths["plots"] = plot(records, out_dir, settings)
+    paths.update(write_stats(records, out_dir, split_settings(records, settings)[0]))
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)
     return paths

@@ -21,6 +21,7 @@ from degrade.stats.measures import MEASURES, judge_measure
 from degrade.stats.table import LINE
 
 LABELS = {m.column: m.label for m in MEASURES}
+CLEAN = "\ndashed: level 0 (clean), where the axis has no place for it (log, or larger is less damage)"
 
 
 def label_of(measure: str) -> str:
@@ -91,10 +92,10 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
             ax.set_ylabel(label_of(measure))
             ax.grid(alpha=0.3)
             if row == len(measures) - 1:
-                ax.set_xlabel(axis_label(method))
+                ax.set_xlabel(axis_label(method), fontsize="small")
             if row == 0 and len(ax.get_legend_handles_labels()[0]):
                 ax.legend(fontsize="small")
-    fig.suptitle(f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)")
+    fig.suptitle(f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0){CLEAN}")
     fig.tight_layout()
     return fig
 
@@ -117,13 +118,14 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
             _mark(ax, line, axis, "normalised", colour)
         scale_axis(ax, axis, panel["level_value"])
         ax.set_title(_line_name(named, naming, labels or {}), fontsize="medium")
-        ax.set_xlabel(axis_label(named["degradation_method"]))
+        ax.set_xlabel(axis_label(named["degradation_method"]), fontsize="small")
         ax.set_ylabel("normalised (1 = best level)")
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize="x-small")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize="x-small")
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8")
+    fig.suptitle(f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8{CLEAN}")
     fig.tight_layout()
     return fig

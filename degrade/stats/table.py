@@ -125,7 +125,8 @@ def ranking(stats: pd.DataFrame) -> pd.DataFrame:
     pairs ordered by critical level, the first to break first; those never reaching it last.
 
     Returns:
-        The critical table with a ``rank`` column (1 = most vulnerable; null when not reached).
+        The critical table with a ``rank`` column (1 = most vulnerable; equal levels share a rank;
+        null when not reached).
     """
     table = critical_table(stats)
     order = [
@@ -136,6 +137,10 @@ def ranking(stats: pd.DataFrame) -> pd.DataFrame:
     parts = []
     for _, part in table.groupby([c for c in LINE if c != "experiment"], dropna=False, sort=False):
         part = part.sort_values("_order", kind="stable")
-        ranks = [i + 1 if o < math.inf else None for i, o in enumerate(part["_order"])]
-        parts.append(part.assign(rank=pd.array(ranks, dtype="Int64")))
+        ranks = part["_order"].rank(method="min")  # equal critical levels share a rank
+        parts.append(
+            part.assign(
+                rank=pd.array([int(r) if o < math.inf else None for r, o in zip(ranks, part["_order"])], dtype="Int64")
+            )
+        )
     return pd.concat(parts).drop(columns="_order").reset_index(drop=True)
