@@ -167,3 +167,13 @@ def test_measures_are_picked_up_when_present() -> None:
     grammar = line_of(stats, "judge_language_grammar")
     assert grammar["d"].tolist() == pytest.approx([0, -0.5, -2])  # d does not change with the scale
     assert grammar["critical_level"].iloc[0] == pytest.approx(0.12)
+
+
+def test_measures_breaking_at_the_same_level_share_a_rank() -> None:
+    frame = pd.DataFrame(
+        records("uni_quant", {0: 10, 64: 8, 4: 5}, measure="tokens_out")
+        + records("uni_quant", {0: 10, 64: 7, 4: 5}, measure="mattr")
+        + records("uni_quant", {0: 10, 64: 9.5, 4: 5}, measure="correct")
+    )
+    ranked = ranking(level_stats(frame, n_boot=20))
+    assert dict(zip(ranked["measure"], ranked["rank"])) == {"tokens_out": 1, "mattr": 1, "correct": 3}
