@@ -379,6 +379,15 @@ DAMAGING = {
 }
 
 
+@pytest.mark.parametrize("name", NEW)
+def test_level_zero_leaves_the_model_clean(name: str) -> None:
+    """Level 0 is the clean model for every method, whatever its options: no bit changed, no hook attached."""
+    model = build_tiny("llama")
+    before = fingerprint(model.parameters())
+    damage.apply(model, group_on(model, "all"), name, 0.0, seed=1, repeat=0, options=DAMAGING[name][1])
+    assert fingerprint(model.parameters()) == before and hooks.attached(model) == 0
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("name", NEW)
 def test_restore_is_bit_exact_after_every_method(name: str, dtype: torch.dtype) -> None:
