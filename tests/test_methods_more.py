@@ -13,7 +13,7 @@ import math
 import pandas as pd
 import pytest
 import torch
-from conftest import build_tiny, compose_cfg
+from conftest import build_tiny, compose_cfg, run_cli
 from torch import nn
 
 from degrade import damage, hooks, loading
@@ -439,3 +439,27 @@ def test_each_method_runs_a_job_end_to_end(tmp_path, embedded_dir, name: str) ->
     assert sorted(records["level_value"].unique()) == [0.0, float(JOB_LEVELS[name].strip("[]").split(",")[1])]
     prints = records.groupby("level_value")["weights_fingerprint"].first()
     assert (prints.iloc[0] == prints.iloc[1]) == (name == "activation_noise")
+
+
+@pytest.mark.slow
+def test_a_method_that_cannot_apply_stops_the_run_in_one_line_before_generation(tmp_path, embedded_dir) -> None:
+    """Head ablation on the MLP group: one error line naming the option and the group, exit 2, nothing generated."""
+    out = tmp_path / "run"
+    result = run_cli(
+        "model=tiny_random",
+        "degradation=neuron_ablation",
+        "degradation.options.unit=head",
+        "param_group=mlp",
+        "experiment.limit=1",
+        "generation.max_new_tokens=4",
+        f"hydra.run.dir={out}",
+    )
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in (result.stdout + result.stderr).splitlines() if "[ERROR]" in line]
+    assert len(errors) == 1 and errors[0].endswith(
+        "degradation.options.unit=head: param_group=mlp holds no attention heads (attn_q, attn_k, attn_v, attn_o, "
+        "attn_qkv, e.g. param_group=attn); pick another group or another unit (neuron, head, layer)"
+    ), errors
+    assert "Traceback" not in result.stderr
+    journal = out / "records.jsonl"
+    assert not journal.exists() or journal.read_text() == ""
