@@ -153,7 +153,7 @@ def markdown(settings: dict[str, Any], searches: list[SearchRecord]) -> str:
             "|---|---|---|---|---|",
         ]
         for i, p in enumerate(s.probes or [], 1):
-            spread = p.get("spread")
+            spread = p.get("spread") if len(p.get("per_rep") or []) > 1 else None  # one repetition has no spread
             lines.append(
                 f"| {i} | {p['level']:g} | {p['value']:.4g} | {'' if spread is None else f'{spread:.3g}'} "
                 f"| {p['decision']} |"
