@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from degrade import generation, loading, vision
+from degrade import damage, generation, loading, vision
 from degrade.config import ExperimentConfig, RunConfig
 from degrade.params import ResolvedGroup, resolve_group
 from degrade.records import GenParams, prompt_hash
@@ -67,6 +67,7 @@ def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
     """
     loaded = loading.load(cfg.model, cfg.device)
     group = resolve_group(loaded.model, cfg.param_group)
+    damage.check(loaded.model, group, cfg.degradation.method, cfg.degradation.options)  # refused before any write
     kinds = ", ".join(f"{k}×{n}" for k, n in group.summary()["kinds"].items())
     log.info("param_group %s: %d tensors, %s elements (%s)", group.name, len(group.targets), f"{group.numel:,}", kinds)
     snapshot = Snapshot(loaded.model, group.names, loaded.clean)

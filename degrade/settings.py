@@ -40,6 +40,7 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         "seed": cfg.seed_base,
         "degradation.method": deg.method,
         "degradation.common_noise": deg.common_noise,
+        "degradation.options": dict(deg.options),
         "param_group.name": group.name,
         "param_group.kinds": list(group.kinds),
         "param_group.tower": group.tower,

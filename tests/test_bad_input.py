@@ -25,7 +25,11 @@ CATALOGUE = {
     "unknown-group-option": (
         ["degradation=foo"],
         2,
-        ["Could not find 'degradation/foo'", "Available options in 'degradation'", "ablation, mult_gauss"],
+        [
+            "Could not find 'degradation/foo'",
+            "Available options in 'degradation'",
+            "ablation, activation_noise, add_gauss",
+        ],
     ),
     "unknown-group-option-in-a-sweep": (
         ["--multirun", "param_group=mlp_only,atn"],

@@ -20,7 +20,8 @@ from degrade.errors import ConfigError
 
 # The groups of the typed schema (the RunConfig fields a YAML must fill), and the presets that set several.
 SCHEMA_GROUPS = sorted(f.name for f in dataclasses.fields(RunConfig) if f.default is MISSING)
-GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name != "hydra")
+# conf/hydra/ is Hydra's own; conf/judge/ holds the groups of the judge's config (scripts/judge.py, conf/judge.yaml).
+GROUPS = sorted(p.name for p in CONF.iterdir() if p.is_dir() and p.name not in {"hydra", "judge"})
 OPTIONS = [(g, p.stem) for g in GROUPS for p in sorted((CONF / g).glob("*.yaml"))]
 HYDRA_DEFAULTS = {
     key.removeprefix("override "): value
@@ -161,7 +162,12 @@ def test_uni_quant_geometric_sweep_is_the_study_sweep() -> None:
 @pytest.mark.parametrize(
     ("overrides", "key", "allowed"),
     [
-        (["degradation.method=foo"], "degradation.method", "allowed: ablation, mult_gauss, none, uni_quant"),
+        (
+            ["degradation.method=foo"],
+            "degradation.method",
+            "allowed: ablation, activation_noise, add_gauss, bit_flip, mult_gauss, "
+            "neuron_ablation, none, prune_magnitude, uni_quant",
+        ),
         (["degradation=ablation", "degradation.levels=[0,1.5]"], "degradation.levels", "0 ≤ p ≤ 1"),
         (["degradation=mult_gauss", "degradation.levels=[-0.1]"], "degradation.levels", "σ ≥ 0"),
         (["degradation=uni_quant", "degradation.levels=[3.5]"], "degradation.levels", "integer n ≥ 2"),
@@ -198,7 +204,8 @@ def run_bad(tmp_path: Path, *args: str) -> list[str]:
     [
         (
             ["degradation.method=foo"],
-            "degradation.method: unknown 'foo'; allowed: ablation, mult_gauss, none, uni_quant",
+            "degradation.method: unknown 'foo'; allowed: ablation, activation_noise, add_gauss, bit_flip, "
+            "mult_gauss, neuron_ablation, none, prune_magnitude, uni_quant",
         ),
         (["degradation=ablation", "degradation.levels=[2]"], "degradation.levels: 2 outside the domain of ablation"),
         (["generation.max_new_tokens=0"], "generation.max_new_tokens: 0; must be ≥ 1"),

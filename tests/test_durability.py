@@ -632,7 +632,12 @@ def test_dry_run_on_an_interrupted_dir_changes_no_byte(finished_copy: Path) -> N
 BAD = {  # overrides of the small job → what its one error line must say
     "unknown-method": (
         {"degradation.method": "shuffle"},
-        ["degradation.method", "'shuffle'", "allowed: ablation, mult_gauss, none, uni_quant"],
+        [
+            "degradation.method",
+            "'shuffle'",
+            "allowed: ablation, activation_noise, add_gauss, bit_flip, mult_gauss, "
+            "neuron_ablation, none, prune_magnitude, uni_quant",
+        ],
     ),
     "unknown-kind": ({"param_group.kinds": "[mlp_up,ffn]"}, ["param_group.kinds", "ffn", "allowed: ", "mlp_gate"]),
     "level-outside-domain": (
