@@ -80,5 +80,8 @@ def test_a_failed_part_is_reported_as_failed_with_its_error_line(tmp_path: Path,
 def test_a_long_part_is_never_silent(caplog) -> None:
     caplog.set_level(logging.INFO, logger="degrade.benchmark")
     with Progress(every=0.1) as progress, progress.part("cell_overhead_share"):
+        progress.doing("the job")
         time.sleep(1.0)
-    assert any("cell_overhead_share: still running" in r.getMessage() for r in caplog.records)
+    beats = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
+    assert beats and all(m.startswith("[") and "cell_overhead_share: still running" in m for m in beats)
+    assert beats[-1].endswith("s in, the job)")

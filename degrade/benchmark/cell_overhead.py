@@ -26,6 +26,7 @@ def measure(ctx: Context) -> dict[str, Any]:
     cfg = compose_config(*overrides)
     job_dir = ctx.tmp / "cells"
     ctx.progress.step(f"the job: {len(cfg.degradation.levels)} levels × {len(cfg.experiment.selected)} prompts")
+    ctx.progress.doing("the job")
     wall, summary = timed(lambda: run_job(cfg, job_dir))
     meta = job_meta(job_dir)
     timings = meta["timings"]

@@ -53,10 +53,12 @@ def measure(ctx: Context) -> dict[str, Any]:
             input_ids=ids.to(loaded.device), attention_mask=mask.to(loaded.device), generation_config=config
         )
 
+    ctx.progress.doing("warm-up")
     ours(), raw()  # warm-up
     ctx.progress.step("warm-up done")
     t_ours, t_raw, same = [], [], True
     for index in range(ctx.sizes.gen_pairs):
+        ctx.progress.doing(f"pair {index + 1}/{ctx.sizes.gen_pairs}")
         seconds, samples = timed(ours)
         t_ours.append(seconds)
         seconds, out = timed(raw)

@@ -23,6 +23,7 @@ def separate_runs(ctx: Context, root: Path, label: str) -> list[dict[str, Any]]:
     runs = []
     for method in METHODS:
         job_dir = root / method
+        ctx.progress.doing(f"{label}: separate {method}")
         seconds = run_script(ctx, [f"hydra.run.dir={job_dir}", f"degradation={method}", *ctx.sizes.multirun_overrides])
         ctx.progress.step(f"{label}: separate {method} {seconds:.1f} s")
         runs.append({"method": method, "seconds": round(seconds, 3), **job_meta(job_dir)})
@@ -31,6 +32,7 @@ def separate_runs(ctx: Context, root: Path, label: str) -> list[dict[str, Any]]:
 
 def one_multirun(ctx: Context, sweep_dir: Path, label: str) -> dict[str, Any]:
     """The same three jobs as one ``--multirun``: one process, one model load."""
+    ctx.progress.doing(f"{label}: one --multirun")
     seconds = run_script(
         ctx,
         [

@@ -21,7 +21,7 @@ class Progress:
     def __init__(self, every: float = 20.0) -> None:
         self.every = every
         self.start = self.last = time.perf_counter()
-        self.part_name, self.part_start = "", self.start
+        self.part_name, self.part_start, self.activity = "", self.start, ""
         self.stop = threading.Event()
         self.lock = threading.Lock()
         self.thread = threading.Thread(target=self.beat, name="bench-heartbeat", daemon=True)
@@ -44,10 +44,14 @@ class Progress:
         """A line inside the current part, prefixed with its name."""
         self.line(f"  {self.part_name}: {message}")
 
+    def doing(self, activity: str) -> None:
+        """Name what the current part is doing now, for the heartbeat lines (nothing is logged yet)."""
+        self.activity = activity
+
     @contextmanager
     def part(self, name: str) -> Iterator[None]:
         """Say when part ``name`` starts and how long it took when it ends (or fails)."""
-        self.part_name, self.part_start = name, time.perf_counter()
+        self.part_name, self.part_start, self.activity = name, time.perf_counter(), ""
         self.line(f"{name}: start")
         outcome = "failed"
         try:
@@ -61,4 +65,5 @@ class Progress:
         while not self.stop.wait(min(5.0, self.every / 4)):
             now = time.perf_counter()
             if self.part_name and now - self.last >= self.every:
-                self.step(f"still running ({now - self.part_start:.0f} s in)")
+                doing = f", {self.activity}" if self.activity else ""
+                self.step(f"still running ({now - self.part_start:.0f} s in{doing})")

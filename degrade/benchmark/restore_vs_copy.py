@@ -20,6 +20,7 @@ GROUPS = (HEADLINE, "all")
 def measure_group(ctx: Context, group_name: str) -> dict[str, Any]:
     """Snapshot.restore() vs dst.copy_(src) of the same bytes as one contiguous tensor, interleaved."""
     loaded, repeats = ctx.loaded, ctx.sizes.restore_repeats
+    ctx.progress.doing(group_name)
     group = resolve_group(loaded.model, compose_config(f"param_group={group_name}").param_group)
     snapshot = Snapshot(loaded.model, group.names)
     # Where restore copies from (CPU, pinned under CUDA) to where the weights live, as one tensor.

@@ -14,9 +14,11 @@ def measure(ctx: Context) -> dict[str, Any]:
     overrides = ctx.sizes.resume_overrides
     job_dir = ctx.tmp / "resume"
     args = [f"hydra.run.dir={job_dir}", *overrides]
+    ctx.progress.doing("first run")
     first_s = run_script(ctx, args)
     first = job_meta(job_dir)  # read now: the rerun rewrites metadata.json
     ctx.progress.step(f"first run {first_s:.1f} s ({first['generated']} generations)")
+    ctx.progress.doing("rerun")
     again_s = run_script(ctx, args)
     again = job_meta(job_dir)
     ctx.progress.step(f"rerun {again_s:.1f} s ({again['generated']} generations)")
