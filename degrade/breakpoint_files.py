@@ -1,4 +1,7 @@
-"""A breaking-point search on disk: each probe's measure read from its job's records, the search's path written out.
+"""A breaking-point search on disk: each probe a job, its measure read from the job's records, the path written out.
+
+A :class:`Search` is one search of a sweep: its bisection, the overrides of each probe's job and
+what it writes out.
 
 A probe is an ordinary job; what it measured is in its job dir (``records.jsonl``, read through
 :func:`degrade.store.read_journal`, and ``metadata.json`` for how it ended). The search's path
@@ -114,6 +117,44 @@ class SearchRecord:
         self.jobs, self.cells = len(levels), len(levels) * self.n_rep
         answer: Answer | None = bisection.answer() if bisection.done else None
         self.answer = asdict(answer) if answer else None
+
+
+@dataclass
+class Search:
+    """One search of the grid: its options, its bisection and what it writes out."""
+
+    point: list[str]
+    bisection: Bisection
+    record: SearchRecord
+    level_overrides: list[str]
+    clean_dir: str | None = None
+    failed: str | None = None
+
+    def fail(self, error: str) -> None:
+        """Stop this search: a probe it needs did not run."""
+        self.failed = error
+        self.record.answer = {"status": "failed", "level": None, "bracket": [None, None], "message": error}
+
+    def job(self, level: float) -> list[str]:
+        """The overrides of the probe at ``level``."""
+        return [*self.point, f"degradation.levels=[{level:g}]", *self.level_overrides]
+
+    def wanted(self) -> list[float]:
+        """The levels this search needs measured in the next round (the clean level first, when needed)."""
+        if self.failed or self.bisection.done:
+            return []
+        clean = [0.0] if self.bisection.criterion.needs_clean and self.bisection.clean is None else []
+        return list(dict.fromkeys(clean + self.bisection.pending()))
+
+
+def detail(measured: Measured, job_dir: Path) -> dict[str, Any]:
+    """What a probe keeps beside its level and value: each repetition's value, their spread, its job dir."""
+    return {
+        "per_rep": measured.per_rep,
+        "spread": measured.spread,
+        "records": measured.records,
+        "job_dir": str(job_dir),
+    }
 
 
 def write_results(sweep_dir: Path, settings: dict[str, Any], searches: list[SearchRecord]) -> None:

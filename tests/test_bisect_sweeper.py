@@ -144,3 +144,24 @@ def test_the_sweeper_is_found_when_installed(tmp_path: Path) -> None:
     lines = found.stdout.splitlines()
     assert lines[0] == "['hydra_plugins.degrade_bisect_sweeper.bisect_sweeper.BisectSweeper']"
     assert lines[1].startswith(str(target))  # the installed copy, not the clone's
+
+
+@pytest.mark.slow
+def test_a_probe_refused_now_stops_its_search_instead_of_reading_old_records(tmp_path: Path) -> None:
+    """A job dir left by other settings is refused by its job; the search says so and decides nothing on it."""
+    sweep = tmp_path / "sweep"
+    unnamed = "hydra.job.config.override_dirname.exclude_keys=[hydra.sweep.dir,generation.max_new_tokens]"
+    settings = [o for o in ON_LEVEL if "n_rep" not in o and "tolerance" not in o]
+    settings += ["hydra.sweeper.n_rep=1", "hydra.sweeper.tolerance=0.6"]  # probes 0, 1, 0.5: done
+    args = ["--multirun", *settings, unnamed, f"hydra.sweep.dir={sweep}"]
+    base = ["model=tiny_random", "experiment.limit=2", "degradation=ablation"]
+    first = run_cli(*args, *base, "generation.max_new_tokens=2")
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert json.loads((sweep / "breakpoint.json").read_text())["searches"][0]["answer"]["status"] == "found"
+
+    again = run_cli(*args, *base, "generation.max_new_tokens=3")  # the same dirs, other settings
+    output = again.stdout + again.stderr
+    assert again.returncode == 1, output
+    (search,) = json.loads((sweep / "breakpoint.json").read_text())["searches"]
+    assert search["answer"]["status"] == "failed" and "holds records of other settings" in search["answer"]["message"]
+    assert "breakpoint ablation on mlp_only: failed (probe #0 degradation.levels=[0] failed:" in output

@@ -12,47 +12,26 @@ The search itself is :mod:`degrade.breakpoint`; reading and writing, :mod:`degra
 # dataclasses cannot resolve string annotations.
 import itertools
 import logging
-from dataclasses import dataclass
+import os
 from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.plugins import Plugins
+from hydra.core.utils import JobStatus
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
 from degrade.breakpoint import Axis, Bisection, Criterion
-from degrade.breakpoint_files import Measured, SearchRecord, check_measure, measure_job, write_results
+from degrade.breakpoint_files import Search, SearchRecord, check_measure, detail, measure_job, write_results
 from degrade.errors import ConfigError, DegradeError
 from degrade.methods import METHODS, level_axis
+from degrade.sweep import RUN_ID_ENV, one_line, read_statuses
 
 log = logging.getLogger(__name__)
 
 OWNED = ("degradation.levels", "degradation.range")  # the sweeper sets the level of every probe itself
-
-
-@dataclass
-class Search:
-    """One search of the grid: its options, its bisection and what it writes out."""
-
-    point: list[str]
-    bisection: Bisection
-    record: SearchRecord
-    level_overrides: list[str]
-    clean_dir: str | None = None
-    failed: str | None = None
-
-    def job(self, level: float) -> list[str]:
-        """The overrides of the probe at ``level``."""
-        return [*self.point, f"degradation.levels=[{level:g}]", *self.level_overrides]
-
-    def wanted(self) -> list[float]:
-        """The levels this search needs measured in the next round (the clean level first, when needed)."""
-        if self.failed or self.bisection.done:
-            return []
-        clean = [0.0] if self.bisection.criterion.needs_clean and self.bisection.clean is None else []
-        return list(dict.fromkeys(clean + self.bisection.pending()))
 
 
 class BisectSweeper(Sweeper):
@@ -85,9 +64,14 @@ class BisectSweeper(Sweeper):
             batch = list(dict.fromkeys(tuple(s.job(level)) for s, level in wanted))
             self.validate_batch_is_legal(batch)
             returns = self.launcher.launch([list(b) for b in batch], initial_job_idx=job_num)
-            job_num += len(batch)
             dirs = {b: self.job_dir(ret) for b, ret in zip(batch, returns)}
+            errors = self.failures(sweep_dir, batch, returns, job_num)
+            job_num += len(batch)
             for search in searches:
+                mine = [tuple(search.job(lvl)) for s, lvl in wanted if s is search]
+                if any(b in errors for b in mine):  # a probe that did not run now is not decided on older records
+                    search.fail(next(errors[b] for b in mine if b in errors))
+                    continue
                 self.take(search, {lvl: dirs[tuple(search.job(lvl))] for s, lvl in wanted if s is search})
             write_results(sweep_dir, self.summary(arguments), [s.record for s in searches])
         for search in searches:
@@ -119,8 +103,7 @@ class BisectSweeper(Sweeper):
             log.error("%s", exc)
             raise SystemExit(exc.exit_code) from None
         except DegradeError as exc:  # a probe's job failed: its own line is in the sweep's summary
-            search.failed = str(exc)
-            search.record.answer = {"status": "failed", "level": None, "bracket": [None, None], "message": str(exc)}
+            search.fail(str(exc))
             return
         if bisection.criterion.needs_clean and bisection.clean is None and 0.0 in measured:
             if measured[0.0].value == 0:
@@ -137,6 +120,24 @@ class BisectSweeper(Sweeper):
             if level in measured:
                 bisection.tell(level, measured[level].value, **detail(measured[level], dirs[level]))
         search.record.update(bisection, search.clean_dir)
+
+    @staticmethod
+    def failures(sweep_dir: Path, batch: list[tuple[str, ...]], returns: list[Any], first: int) -> dict[tuple, str]:
+        """The probes of this batch that did not end ``done`` in this run, with their one-line error.
+
+        Read from the status each job reported for this run (:mod:`degrade.sweep`), which every launcher's
+        job writes: a job refused now (its dir holds records of other settings) leaves its old ``done``
+        metadata in place, so the dir alone cannot tell.
+        """
+        statuses = {st.num: st for st in read_statuses(sweep_dir, os.environ.get(RUN_ID_ENV, ""))}
+        errors = {}
+        for num, (key, ret) in enumerate(zip(batch, returns), start=first):
+            status, level = statuses.get(num), next(k for k in key if k.startswith("degradation.levels="))
+            if ret.status == JobStatus.FAILED:  # raised through the task function: the launcher kept the exception
+                errors[key] = f"probe #{num} {level} failed: {one_line(ret._return_value)}"
+            elif status is not None and status.status != "done":
+                errors[key] = f"probe #{num} {level} {status.status}: {status.error}"
+        return errors
 
     @staticmethod
     def job_dir(ret: Any) -> Path:
@@ -237,13 +238,3 @@ class BisectSweeper(Sweeper):
             "hi": s.get("hi"),
             "arguments": list(arguments),
         }
-
-
-def detail(measured: Measured, job_dir: Path) -> dict[str, Any]:
-    """What a probe keeps beside its level and value: each repetition's value, their spread, its job dir."""
-    return {
-        "per_rep": measured.per_rep,
-        "spread": measured.spread,
-        "records": measured.records,
-        "job_dir": str(job_dir),
-    }
