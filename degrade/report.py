@@ -233,7 +233,7 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     Returns:
         ``{"records": ..., "summary_csv": ..., "summary_md": ..., "plots": [...]}`` and the statistics'
         ``{"stats_csv": ..., "stats_md": ..., "stats_plots": [...]}`` (:func:`degrade.stats.write_stats`),
-        the paths written.
+        the paths written; ``plots`` lists every PNG, the statistics' pages included.
 
     Raises:
         DegradeError: ``root`` is not a directory or holds no records.
@@ -255,7 +255,7 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
     paths["summary_md"].write_text(markdown_table(summary), encoding="utf-8")
-    paths["plots"] = plot(records, out_dir, settings)
     paths.update(write_stats(records, out_dir, split_settings(records, settings)[0]))
+    paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)
     return paths
