@@ -24,6 +24,10 @@ LABELS = {m.column: m.label for m in MEASURES}
 CLEAN = "\ndashed: level 0 (clean), where the axis has no place for it (log, or larger is less damage)"
 
 
+def _clean_note(methods) -> str:
+    return CLEAN if any(clean_apart(level_axis(m)) for m in set(methods)) else ""
+
+
 def label_of(measure: str) -> str:
     """A measure's name on a plot."""
     return LABELS.get(measure) or judge_measure(measure).label
@@ -76,7 +80,7 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
     methods = list(dict.fromkeys(part["degradation_method"]))
     naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["param_group_name"]
     fig, axes = plt.subplots(
-        len(measures), len(methods), figsize=(4.8 * len(methods), 3.2 * len(measures)), squeeze=False
+        len(measures), len(methods), figsize=(max(4.8 * len(methods), 9), 3.2 * len(measures) + 0.6), squeeze=False
     )
     for col, method in enumerate(methods):
         axis = level_axis(method)
@@ -95,7 +99,8 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
                 ax.set_xlabel(axis_label(method), fontsize="small")
             if row == 0 and len(ax.get_legend_handles_labels()[0]):
                 ax.legend(fontsize="small")
-    fig.suptitle(f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0){CLEAN}")
+    title = f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)"
+    fig.suptitle(title + _clean_note(methods), fontsize="medium")
     fig.tight_layout()
     return fig
 
@@ -107,7 +112,7 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
     naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["degradation_method", "param_group_name"]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5.2 * cols, 3.8 * rows), squeeze=False)
+    fig, axes = plt.subplots(rows, cols, figsize=(max(5.2 * cols, 9), 3.8 * rows + 0.6), squeeze=False)
     for ax, (key, panel) in zip(axes.flat, panels):
         named = dict(zip(LINE, key))
         axis = level_axis(named["degradation_method"])
@@ -126,6 +131,7 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
             ax.legend(fontsize="x-small")
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle(f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8{CLEAN}")
+    title = f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8"
+    fig.suptitle(title + _clean_note(part["degradation_method"]), fontsize="medium")
     fig.tight_layout()
     return fig
