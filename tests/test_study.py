@@ -156,9 +156,6 @@ def test_a_study_file_and_a_sweep_collect_into_one_table(tmp_path: Path) -> None
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True, reason="degrade.report.write_report must pass several paths to collect (degrade.collect.Sources)"
-)
 def test_report_cli_puts_a_study_file_and_a_sweep_in_one_table(tmp_path: Path) -> None:
     old = write_study_file(
         tmp_path / "old" / "outputs_mult_gauss_gemma-3-4b-it_dreams.json",
