@@ -44,7 +44,9 @@ def _line_name(named: dict, naming: list[str], labels: dict) -> str:
     return " / ".join(parts + [settings] * bool(settings))
 
 
-def _draw(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, label: str, band: bool) -> str:
+def _draw(
+    ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, label: str, band: bool, colour: str | None = None
+) -> str:
     """One curve; level 0 as a reference line where the axis has no place for it. Returns its colour."""
     clean = line[line["level_value"] == 0] if clean_apart(axis) else line.iloc[:0]
     points = line.drop(index=clean.index)
@@ -52,7 +54,9 @@ def _draw(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, label: str,
     if band:
         yerr = np.vstack([points[y] - points["ci_low"], points["ci_high"] - points[y]]).clip(min=0)
         yerr = np.nan_to_num(yerr)
-    drawn = ax.errorbar(points["level_value"], points[y], yerr=yerr, marker="o", ms=3, capsize=2, label=label)
+    drawn = ax.errorbar(
+        points["level_value"], points[y], yerr=yerr, marker="o", ms=3, capsize=2, label=label, color=colour
+    )
     colour = drawn[0].get_color()
     for value in clean[y]:
         ax.axhline(value, linestyle="--", color=colour, alpha=0.6)
@@ -82,14 +86,16 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
     fig, axes = plt.subplots(
         len(measures), len(methods), figsize=(max(4.8 * len(methods), 9), 3.2 * len(measures) + 0.6), squeeze=False
     )
+    colours: dict[str, str] = {}  # one colour per group across the page
     for col, method in enumerate(methods):
         axis = level_axis(method)
         for row, measure in enumerate(measures):
             ax = axes[row][col]
             cell = part[(part["degradation_method"] == method) & (part["measure"] == measure)]
             for key, line in cell.groupby(LINE, dropna=False, sort=False):
-                named = dict(zip(LINE, key))
-                colour = _draw(ax, line, axis, "mean", _line_name(named, naming, labels or {}), band=True)
+                name = _line_name(dict(zip(LINE, key)), naming, labels or {})
+                colour = colours.setdefault(name, f"C{len(colours)}")
+                _draw(ax, line, axis, "mean", name, band=True, colour=colour)
                 _mark(ax, line, axis, "mean", colour)
             scale_axis(ax, axis, cell["level_value"])
             ax.set_title(f"{method}: {label_of(measure)}", fontsize="medium")
@@ -113,13 +119,15 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
     fig, axes = plt.subplots(rows, cols, figsize=(max(5.2 * cols, 9), 3.8 * rows + 0.6), squeeze=False)
+    colours: dict[str, str] = {}  # one colour per measure across the page
     for ax, (key, panel) in zip(axes.flat, panels):
         named = dict(zip(LINE, key))
         axis = level_axis(named["degradation_method"])
         for measure, line in panel.groupby("measure", sort=False):
             if line["normalised"].isna().all():
                 continue  # a measure that never moves has no normalised curve
-            colour = _draw(ax, line, axis, "normalised", label_of(measure), band=False)
+            colour = colours.setdefault(measure, f"C{len(colours)}")
+            _draw(ax, line, axis, "normalised", label_of(measure), band=False, colour=colour)
             _mark(ax, line, axis, "normalised", colour)
         scale_axis(ax, axis, panel["level_value"])
         ax.set_title(_line_name(named, naming, labels or {}), fontsize="medium")
