@@ -48,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     print(paths["summary_md"].read_text(encoding="utf-8"))
-    for path in [paths["records"], paths["summary_csv"], paths["summary_md"], *paths["plots"]]:
+    for path in [
+        paths["records"],
+        paths["summary_csv"],
+        paths["summary_md"],
+        paths["stats_csv"],
+        paths["stats_md"],
+        *paths["plots"],
+    ]:
         print(f"wrote {path}")
     return 0
 
