@@ -24,6 +24,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from degrade.collect import SETTINGS, collect, read_settings  # noqa: E402
+from degrade.judge.frame import add_judgments, agreement  # noqa: E402
 from degrade.methods import LevelAxis, level_axis  # noqa: E402
 from degrade.plots import axis_label, clean_apart, scale_axis  # noqa: E402
 from degrade.records import SCHEMA  # noqa: E402
@@ -209,7 +210,8 @@ def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = Non
     out_dir.mkdir(parents=True, exist_ok=True)
     # Accuracy, information units and perplexity exist for some experiments only; the others for every
     # record, except mattr, null for an output shorter than its window.
-    metrics = [m for m in (*CORE, "correct", "info_units", "perplexity") if df[m].notna().any()]
+    judged = [c for c in df.columns if c.startswith("judge_") and pd.api.types.is_numeric_dtype(df[c])]
+    metrics = [m for m in (*CORE, "correct", "info_units", "perplexity", *judged) if df[m].notna().any()]
     if set(CORE) - set(metrics):
         log.info("no %s plot: no record has a value", " or ".join(m for m in CORE if m not in metrics))
     written = []
@@ -220,6 +222,19 @@ def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = Non
         plt.close(fig)
         written.append(path)
     return written
+
+
+def judge_agreement(df: pd.DataFrame) -> str:
+    """A paragraph on how far the judge's answer-correct agrees with the rule-based ``correct`` (or nothing)."""
+    result = agreement(df)
+    if not result["n"]:
+        return ""
+    kappa = "undefined (one label only)" if result["kappa"] is None else f"{result['kappa']:.2f}"
+    return (
+        f"\n\nJudge agreement (rubric reasoning, answer_correct against `correct`): Cohen's kappa {kappa} on "
+        f"{result['n']} records, observed {result['observed']:.0%} against chance {result['expected']:.0%}; "
+        f"{result['failed']} judgments failed.\n"
+    )
 
 
 def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> dict[str, Path | list[Path]]:
@@ -240,6 +255,10 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     """
     root = Path(root) if isinstance(root, str) else root
     records = collect(root)
+    if isinstance(root, Path) and root.is_dir():
+        records = add_judgments(records, root)  # a judge's ratings, where scripts/judge.py has run
+        judged = [c for c in records.columns if c.startswith("judge_") and pd.api.types.is_numeric_dtype(records[c])]
+        records[judged] = records[judged].astype("float64")  # NaN, not pd.NA, for the statistics and the plots
     settings = read_settings(root, records)
     out_dir = Path(out_dir) if out_dir is not None else Path(root) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -254,7 +273,7 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     schema = schema.append(pa.field("job_dir", pa.string()))
     pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
-    paths["summary_md"].write_text(markdown_table(summary), encoding="utf-8")
+    paths["summary_md"].write_text(markdown_table(summary) + judge_agreement(records), encoding="utf-8")
     paths.update(write_stats(records, out_dir, split_settings(records, settings)[0]))
     paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)

@@ -172,3 +172,17 @@ def test_killed_mid_run_then_resumed_judges_every_record_exactly_once(run_dir) -
     assert f"{killed_at} already judged" in done.stdout
     keys = [tuple(j[k] for k in ("prompt_id", "level_value", "rubric")) for j in journal(run_dir)]
     assert len(keys) == 6 and len(set(keys)) == 6
+
+
+def test_the_report_plots_the_ratings_and_states_the_agreement(run_dir) -> None:
+    from degrade.report import write_report
+
+    judge(run_dir, serve(lambda body: ANSWER))
+    paths = write_report(run_dir)
+    names = {p.name for p in paths["plots"]}
+    assert {"judge_reasoning_answer_correct.png", "judge_reasoning_knows_method.png"} <= names
+    summary = paths["summary_md"].read_text(encoding="utf-8")
+    rule_yes = int(pd.read_parquet(run_dir / "records.parquet")["correct"].sum())
+    assert f"on 6 records, observed {rule_yes / 6:.0%}" in summary  # the judge said correct on all 6
+    stats = pd.read_csv(paths["stats_csv"])
+    assert "judge_reasoning_answer_correct" in set(stats["measure"])

@@ -37,13 +37,16 @@ def read_all(root: Path) -> pd.DataFrame:
 
 
 def judgments_frame(root: Path | str) -> pd.DataFrame:
-    """The records under ``root`` with one column per rubric field judged, ``judge_<rubric>_<field>``.
+    """The records under ``root`` with one column per rubric field judged, ``judge_<rubric>_<field>``."""
+    return add_judgments(collect(Path(root)), Path(root))
+
+
+def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
+    """``records`` (as :func:`degrade.collect.collect` read them from ``root``) with the judgments under ``root``.
 
     Where a rubric was judged with several settings (another judge model, an edited rubric), the
     most recent judge hash is used, and a warning names the others.
     """
-    root = Path(root)
-    records = collect(root)
     judgments = read_all(root)
     if judgments.empty:
         return records
