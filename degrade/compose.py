@@ -56,6 +56,19 @@ def to_run_config(cfg: Any) -> RunConfig:
         ConfigError: a key no schema defines (see :func:`check_known_keys`), or a value outside
             its key's domain (raised by the schemas' checks).
     """
+    return to_typed(cfg)
+
+
+def to_typed(cfg: Any, name: str = "config") -> Any:
+    """A composed structured ``DictConfig`` as its dataclass, its keys and values checked.
+
+    Args:
+        cfg: the composed config.
+        name: the key named by an error that belongs to no single key.
+
+    Raises:
+        ConfigError: a key no schema defines, or a value outside its key's domain.
+    """
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
@@ -66,7 +79,7 @@ def to_run_config(cfg: Any) -> RunConfig:
         cause = exc.__cause__ or exc.__context__
         if isinstance(cause, ConfigError):
             raise cause from None
-        raise ConfigError(getattr(exc, "full_key", None) or "config", str(exc).splitlines()[0]) from None
+        raise ConfigError(getattr(exc, "full_key", None) or name, str(exc).splitlines()[0]) from None
 
 
 def check_known_keys(cfg: Any) -> None:

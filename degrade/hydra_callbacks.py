@@ -29,7 +29,7 @@ from omegaconf.errors import OmegaConfBaseException
 from degrade import sweep
 from degrade.compose import unknown_key
 from degrade.errors import ConfigError, DegradeError
-from degrade.jobdir import check_output_dir
+from degrade.jobdir import check_output_dir, try_write
 from degrade.joblog import CREATED_DIR_ENV, remove_created_dirs
 from degrade.sweep import RUN_ID_ENV
 
@@ -95,10 +95,7 @@ def prepare_output_dir(path: Path, key: str) -> Path | None:
     missing = [p for p in (path, *path.parents) if not p.exists()]
     created = missing[-1] if missing else None
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try_write(path)
     except OSError as exc:
         raise ConfigError(key, f"{path} cannot be created or written ({exc.strerror}); pass a writable dir") from None
     finally:

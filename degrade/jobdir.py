@@ -40,12 +40,21 @@ def check_writable(out_dir: Path) -> None:
         DegradeError: naming the dir and the system's reason.
     """
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        probe = out_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        try_write(out_dir)
     except OSError as exc:
         raise DegradeError(f"output dir {out_dir}: not writable ({exc.strerror}); {_WAYS_ON}") from None
+
+
+def try_write(path: Path) -> None:
+    """Create ``path`` if needed and write (then remove) a file in it.
+
+    Raises:
+        OSError: what the system said.
+    """
+    path.mkdir(parents=True, exist_ok=True)
+    probe = path / f".write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()
 
 
 @contextmanager

@@ -12,18 +12,23 @@ from typing import Any
 import torch
 from torch import nn
 
+# The shape every tiny decoder shares: grouped-query attention (4 query heads, 2 key/value heads), 2 layers.
+_DECODER = {
+    "hidden_size": 64,
+    "intermediate_size": 128,
+    "num_hidden_layers": 2,
+    "num_attention_heads": 4,
+    "num_key_value_heads": 2,
+    "max_position_embeddings": 512,
+}
+
 
 def _llama(vocab: int) -> Any:
     from transformers import LlamaConfig
 
     return LlamaConfig(
         vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        **_DECODER,
         tie_word_embeddings=True,
     )
 
@@ -33,12 +38,7 @@ def _qwen2(vocab: int) -> Any:
 
     return Qwen2Config(
         vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        **_DECODER,
     )
 
 
@@ -47,12 +47,7 @@ def _mistral(vocab: int) -> Any:
 
     return MistralConfig(
         vocab_size=vocab,
-        hidden_size=64,
-        intermediate_size=128,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=512,
+        **_DECODER,
     )
 
 

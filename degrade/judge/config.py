@@ -135,19 +135,9 @@ def register_judge_configs() -> None:
 
 def to_judge_config(cfg: Any) -> JudgeAppConfig:
     """The composed ``DictConfig`` as a checked :class:`JudgeAppConfig` (unknown keys refused in one line)."""
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
+    from degrade.compose import to_typed
 
-    from degrade.compose import check_known_keys
-
-    check_known_keys(cfg)
-    try:
-        return OmegaConf.to_object(cfg)
-    except OmegaConfBaseException as exc:
-        cause = exc.__cause__ or exc.__context__
-        if isinstance(cause, ConfigError):
-            raise cause from None
-        raise ConfigError(getattr(exc, "full_key", None) or "judge", str(exc).splitlines()[0]) from None
+    return to_typed(cfg, "judge")
 
 
 def compose_judge_config(*overrides: str) -> JudgeAppConfig:
