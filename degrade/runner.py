@@ -30,6 +30,8 @@ from degrade.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
 
+_MODEL_FACTS = ("model", "model_load_s", "model_cache_hit", "device", "device_name", "param_group")
+
 
 @dataclass
 class JobSummary:
@@ -83,6 +85,8 @@ class Job:
         with jobdir.locked(self.out_dir):  # one writer per job dir: a second copy of the command stops at once
             previous = {} if self.cfg.force_run else read_previous(self.out_dir)
             refuse_other_settings(self.out_dir, previous, self.settings)
+            # what the earlier run said of its model stays true when this run loads none (nothing left to run)
+            self.meta = {**{k: previous[k] for k in _MODEL_FACTS if k in previous}, **self.meta}
             self.read(repair=False)
             work = self.work()
             self.log_plan(work)

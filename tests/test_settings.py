@@ -48,6 +48,15 @@ def test_changed_settings_are_refused_and_the_dir_is_untouched(finished: Path, o
     assert tree(finished) == before
 
 
+def test_a_rerun_with_nothing_to_do_keeps_the_model_facts(finished: Path) -> None:
+    before = json.loads((finished / "metadata.json").read_text())
+    summary = run_job(compose_cfg(*BASE), finished)
+    after = json.loads((finished / "metadata.json").read_text())
+    assert (summary.generated, summary.skipped) == (0, 4)
+    assert after["model"] == before["model"] and after["param_group"] == before["param_group"]
+    assert after["status"] == "done"
+
+
 def test_an_added_level_resumes_and_runs_only_that_level(finished: Path) -> None:
     summary = run_job(compose_cfg(*BASE[:2], "degradation.levels=[0,0.2,0.4]", BASE[3]), finished)
     frame = pd.read_parquet(finished / "records.parquet")
