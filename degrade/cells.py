@@ -80,13 +80,11 @@ class CellRunner:
                 common_noise=deg.common_noise,
                 options=deg.options,
             )
-            facts = CellFacts(
-                cell.level_index,
-                cell.level,
-                cell.repeat,
-                fingerprint(self.prepared.snapshot.tensors),
-                self._perplexity(cell),
-            )
+            weights = fingerprint(self.prepared.snapshot.tensors)
+            facts = CellFacts(cell.level_index, cell.level, cell.repeat, weights, self._perplexity(cell))
+        if self.prepared.engine is not None:  # hand the cell's weights to the serving engine (none if clean twice)
+            with self.timed("reload"):
+                self.prepared.engine.load(model, clean=weights == self.prepared.snapshot.clean_fingerprint)
         generation.set_all_seeds(cfg.seed_base + cell.repeat)
         label = f"cell {number}/{count}  {deg.method}={cell.level:g} rep {cell.repeat}"
         tokens = self._batches(label, facts, prompts)
@@ -116,7 +114,7 @@ class CellRunner:
             batch = pending[: self.policy.size]
             try:
                 with self.timed("generate"):
-                    samples = self._generate(f"{label} batch {batch_no + 1}", batch)
+                    samples = self._generate(f"{label} batch {batch_no + 1}", batch, self.cfg.seed_base + facts.repeat)
             except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
                 if not is_out_of_memory(exc):
                     raise
@@ -147,7 +145,7 @@ class CellRunner:
             self.policy.after_batch(used)
         return tokens
 
-    def _generate(self, label: str, batch: list[Prompt]) -> list[generation.Sample]:
+    def _generate(self, label: str, batch: list[Prompt], seed: int) -> list[generation.Sample]:
         loaded, params = self.prepared.loaded, self.prepared.params
         if self.shown.image is not None:
             texts = [p.text for p in batch]
@@ -161,6 +159,8 @@ class CellRunner:
             )
 
         ids = [self.prepared.encoded[p.id] for p in batch]
+        if self.prepared.engine is not None:
+            return self.prepared.engine.generate(ids, [p.id for p in batch], params, seed)
         progress = generation.Progress(params.max_new_tokens, report)
         return generation.generate(loaded.model, loaded.tokenizer, ids, params, loaded.device, progress=progress)
 

@@ -26,7 +26,7 @@ from degrade.experiment_config import (  # noqa: F401 - the experiment group's s
 from degrade.methods import METHODS, check_options, resolve_levels
 from degrade.params import KINDS, TOWERS
 
-BACKENDS = ("auto", "transformers", "unsloth")
+BACKENDS = ("auto", "transformers", "unsloth", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 FORMATS = ("json", "parquet")
 
@@ -46,6 +46,7 @@ class ModelConfig:
     load_4bit: bool = False
     max_seq_length: int = 2048
     multimodal: bool = False
+    engine_memory: Optional[float] = None  # vllm: the share of memory its engine reserves (null: derived)
 
     def __post_init__(self) -> None:
         from degrade.tiny import RANDOM_ARCHS, VLM_CONFIGS
@@ -53,6 +54,11 @@ class ModelConfig:
         _require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
         _require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
         _require(self.max_seq_length > 0, "model.max_seq_length", f"{self.max_seq_length}; must be > 0")
+        if self.engine_memory is not None:
+            _require(0 < self.engine_memory < 1, "model.engine_memory", f"{self.engine_memory}; must be in (0, 1)")
+        if self.backend == "vllm":
+            _require(not self.load_4bit, "model.load_4bit", "true: not built for model.backend=vllm; use transformers")
+            _require(not self.multimodal, "model.backend", "vllm: images are not built for it; use transformers")
         _require(
             self.source is not None or self.random_arch is not None,
             "model.source",

@@ -39,6 +39,7 @@ def estimate(
     *,
     cells: int,
     max_batch_size: int,
+    engine: Any = None,
 ) -> dict[str, Any]:
     """Measure one short batch and extrapolate; log the plan and return it.
 
@@ -50,6 +51,7 @@ def estimate(
         params: the effective decoding.
         cells: the job's cells, run or not.
         max_batch_size: the largest batch generation may use.
+        engine: the serving engine that generates (``degrade.engine.Engine``, model.backend=vllm), else None.
     """
     generations = sum(len(p) for p in work.values())
     batches = sum(-(-len(p) // max_batch_size) for p in work.values() if p)
@@ -59,7 +61,7 @@ def estimate(
     seconds_per_step = seconds_prefill = 0.0
     if largest:
         sample = next(p for p in work.values() if len(p) >= largest)[:largest]
-        seconds_prefill, seconds_per_step = calibrate(loaded, [encoded[p.id] for p in sample], params)
+        seconds_prefill, seconds_per_step = calibrate(loaded, [encoded[p.id] for p in sample], params, engine)
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     kv = kv_cache_bytes(loaded.model.config, largest, prompt_len + max_new, loaded.dtype)
     available = (
@@ -110,7 +112,19 @@ def estimate(
         mem["available"],
         loaded.device,
     )
+    if engine is not None:
+        plan["engine_memory_share"] = engine.share
+        log.info(
+            "dry run: the vLLM engine reserves %.0f %% of %s memory (%.1f GiB; model.engine_memory sets it)",
+            100 * engine.share,
+            engine.device,
+            engine.share * engine_total_bytes(engine.device) / GiB,
+        )
     return plan
+
+
+def engine_total_bytes(device: str) -> int:
+    return torch.cuda.mem_get_info()[1] if device == "cuda" else psutil.virtual_memory().total
 
 
 # Calibrations already measured in this process, by (model, batch, prompt width, decoding): the jobs of a
@@ -118,21 +132,24 @@ def estimate(
 _MEASURED: dict[tuple, tuple[float, float]] = {}
 
 
-def calibrate(loaded: Any, sample: list[list[int]], params: GenParams) -> tuple[float, float]:
+def calibrate(loaded: Any, sample: list[list[int]], params: GenParams, engine: Any = None) -> tuple[float, float]:
     """Seconds for the prompt pass and for one decoding step of ``sample`` as one batch.
 
     A first short call takes the one-off setup of a fresh process; two timed lengths then
     separate the prompt pass from the cost of each new token. Measured once per process
     for each model, batch shape and decoding.
     """
-    key = (id(loaded.model), len(sample), max(map(len, sample)), params)
+    key = (id(loaded.model), id(engine), len(sample), max(map(len, sample)), params)
     if key in _MEASURED:
         return _MEASURED[key]
 
     def seconds(tokens: int) -> float:
         start = time.perf_counter()
         fixed = dataclasses.replace(params, max_new_tokens=tokens)
-        generation.generate(loaded.model, loaded.tokenizer, sample, fixed, loaded.device, min_new_tokens=tokens)
+        if engine is not None:
+            engine.generate(sample, [str(i) for i in range(len(sample))], fixed, 0, min_new_tokens=tokens)
+        else:
+            generation.generate(loaded.model, loaded.tokenizer, sample, fixed, loaded.device, min_new_tokens=tokens)
         return time.perf_counter() - start
 
     seconds(1)

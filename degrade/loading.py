@@ -44,6 +44,7 @@ class Loaded:
     backend: str
     load_s: float
     cache_hit: bool = False
+    weights_dir: str | None = None  # the checkpoint a serving engine (model.backend=vllm) starts from
     clean: dict[str, Any] = field(
         default_factory=dict
     )  # clean copies by parameter name, shared by the jobs that reuse it
@@ -78,6 +79,9 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def load(cfg, device_name: str = "auto") -> Loaded:
     """Load the model of a :class:`~degrade.config.ModelConfig`, or return the one already loaded."""
     device = resolve_device(device_name)
+    dtype = resolve_dtype(cfg.dtype, device)
+    if cfg.backend == "vllm":  # the engine takes the device; the Transformers copy keeps the weights on the host
+        device = torch.device("cpu")
     key = f"{cfg!r}|{device}"
     if key in _LOADED:
         log.info("model %s: reusing the model loaded in this process", cfg.name)
@@ -85,10 +89,13 @@ def load(cfg, device_name: str = "auto") -> Loaded:
     _LOADED.clear()  # one model at a time: a sweep over models must not hold them all
     _quiet_transformers()
     start = time.perf_counter()
-    dtype = resolve_dtype(cfg.dtype, device)
+    weights_dir = None
     if cfg.source is None:
         model, tokenizer, processor = build_random(cfg, device, dtype)
-        backend, source = "transformers", f"random:{cfg.random_arch}"
+        backend = select_backend("vllm") if cfg.backend == "vllm" else "transformers"
+        source = f"random:{cfg.random_arch}"
+        if backend == "vllm":
+            weights_dir = str(save_random(cfg, model, tokenizer))
     else:
         path, source = locate(cfg.source)
         # A hub id: one short look at the hub (or none, offline) before Transformers would retry for long.
@@ -100,11 +107,12 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         )
         if path is not None and path.suffix == ".gguf":
             path = convert_gguf(path)
-        model, tokenizer, processor = load_pretrained(
-            backend, str(path or cfg.source), cfg, device, dtype, local_only=local_only
-        )
+        weights_dir = str(path or cfg.source)
+        host = "transformers" if backend == "vllm" else backend  # vLLM: a Transformers copy holds the weights
+        model, tokenizer, processor = load_pretrained(host, weights_dir, cfg, device, dtype, local_only=local_only)
     model.eval()
     loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, time.perf_counter() - start)
+    loaded.weights_dir = weights_dir
     log.info(
         "model %s loaded from %s in %.1f s (%s, %s, %s)",
         cfg.name,
@@ -132,6 +140,20 @@ def build_random(cfg, device: torch.device, dtype: torch.dtype) -> tuple[nn.Modu
         model.save_pretrained(tmp)
         (processor or tokenizer).save_pretrained(tmp)
         return load_pretrained("transformers", tmp, cfg, device, dtype)
+
+
+def save_random(cfg, model: nn.Module, tokenizer: Any) -> Path:
+    """A tiny random model saved as a checkpoint directory once (its weights are seeded), for a serving engine."""
+    target = cache_dir() / "random" / f"{cfg.random_arch}-{str(model.dtype).removeprefix('torch.')}"
+    if not (target / "config.json").exists():
+        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        try:
+            tmp.rename(target)
+        except OSError:  # another process finished first: keep its copy
+            shutil.rmtree(tmp, ignore_errors=True)
+    return target
 
 
 def weights_format(model: nn.Module, dtype: torch.dtype) -> str:

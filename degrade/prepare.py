@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from degrade import damage, generation, loading, vision
 from degrade.config import ExperimentConfig, RunConfig
+from degrade.engine import Engine, engine_for
 from degrade.params import ResolvedGroup, resolve_group
 from degrade.records import GenParams, prompt_hash
 from degrade.restore import Snapshot
@@ -57,6 +60,12 @@ class Prepared:
     snapshot: Snapshot
     params: GenParams
     encoded: dict[str, list[int]]
+    engine: Engine | None = None  # model.backend=vllm: the engine that generates; the loaded model keeps the weights
+
+    @property
+    def device(self) -> torch.device:
+        """Where generation runs: the engine's device, else the model's."""
+        return torch.device(self.engine.device) if self.engine is not None else self.loaded.device
 
 
 def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
@@ -73,4 +82,5 @@ def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
     snapshot = Snapshot(loaded.model, group.names, loaded.clean)
     params = generation.effective_params(loaded.model, cfg.generation)
     encoded = {p.id: generation.encode(loaded.tokenizer, p.text) for p in prompts}
-    return Prepared(loaded, group, snapshot, params, encoded)
+    engine = engine_for(loaded, cfg) if loaded.backend == "vllm" else None
+    return Prepared(loaded, group, snapshot, params, encoded, engine)

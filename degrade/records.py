@@ -72,6 +72,7 @@ class Record:
     batch_size_effective: int
     device: str
     dtype: str
+    backend: Optional[str]  # null in records written before the field existed
     load_4bit: bool
     restore_strategy: str
     gen_params: GenParams
@@ -119,6 +120,7 @@ class JobFacts:
     load_4bit: bool
     device: str
     dtype: str
+    backend: str
     restore_strategy: str
     gen: GenParams
     settings_hash: str
@@ -190,6 +192,7 @@ def make_record(
         batch_size_effective=batch_size,
         device=job.device,
         dtype=job.dtype,
+        backend=job.backend,
         load_4bit=job.load_4bit,
         restore_strategy=job.restore_strategy,
         gen_params=job.gen,

@@ -112,6 +112,7 @@ class Job:
                 prepared.params,
                 cells=len(self.cells),
                 max_batch_size=self.cfg.generation.max_batch_size,
+                engine=prepared.engine,
             )
         finally:
             prepared.snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded
@@ -183,8 +184,8 @@ class Job:
             },
             model_load_s=round(loaded.load_s, 3),
             model_cache_hit=loaded.cache_hit,
-            device=str(loaded.device),
-            device_name=provenance.device_name(loaded.device),
+            device=str(prepared.device),
+            device_name=provenance.device_name(prepared.device),
             param_group=prepared.group.summary(),
         )
         write_json(self.out_dir / "param_group.json", prepared.group.summary())
@@ -257,8 +258,9 @@ class Job:
             name_suffix=c.name_suffix,
             seed_base=c.seed_base,
             load_4bit=c.model.load_4bit,
-            device=str(loaded.device),
+            device=str(prepared.device),
             dtype=str(loaded.dtype).removeprefix("torch."),
+            backend=loaded.backend,
             restore_strategy=c.restore_strategy,
             gen=prepared.params,
             settings_hash=self.meta["settings_hash"],

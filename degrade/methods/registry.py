@@ -68,6 +68,8 @@ class Method:
         check: refuses, in one line (:class:`~degrade.errors.DegradeError`), a model or group the
             method cannot act on; called before any damage.
         options: the method's options by key (``degradation.options``).
+        forward_hooks: the method damages outputs through forward hooks, not weights (a serving
+            engine, which runs its own modules, cannot apply it).
     """
 
     fn: MethodFn | None
@@ -78,6 +80,7 @@ class Method:
     apply: GroupFn | None = None
     check: CheckFn | None = None
     options: Mapping[str, Option] = field(default_factory=dict)
+    forward_hooks: bool = False
 
 
 METHODS: dict[str, Method] = {}
@@ -116,16 +119,19 @@ def register_group(
     axis: LevelAxis = LevelAxis(),
     options: Mapping[str, Option] | None = None,
     check: CheckFn | None = None,
+    forward_hooks: bool = False,
 ):
     """Register the group-level function ``apply`` as the degradation method ``name``.
 
     ``apply(model, group, level, *, seeding, options)`` damages the group's parameters (or the
     outputs of its modules) in place; at level 0 it leaves the model clean. Arguments as in
-    :func:`register`, plus the method's ``options`` and a ``check`` of what it cannot act on.
+    :func:`register`, plus the method's ``options``, a ``check`` of what it cannot act on, and
+    whether it acts through ``forward_hooks``.
     """
 
     def wrap(apply: GroupFn) -> GroupFn:
-        METHODS[name] = Method(None, domain, accepts, False, axis, apply=apply, check=check, options=options or {})
+        opts = options or {}
+        METHODS[name] = Method(None, domain, accepts, False, axis, apply, check, opts, forward_hooks)
         return apply
 
     return wrap
