@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from transformers import StoppingCriteria, StoppingCriteriaList
 
 from degrade.records import GenParams
 
@@ -118,8 +117,13 @@ def to_samples(
     return samples
 
 
-class Progress(StoppingCriteria):
-    """Never stops generation; reports the decoding step every ``every`` seconds, so a long batch is not silent."""
+class Progress:
+    """Never stops generation; reports the decoding step every ``every`` seconds, so a long batch is not silent.
+
+    A stopping criterion in Transformers' sense (called with the ids and scores after every step); it does
+    not subclass theirs, so that importing this module does not import Transformers: a rerun with nothing
+    left to generate never needs it.
+    """
 
     def __init__(self, max_new_tokens: int, report: Callable[[int, int, float], None], every: float = 15.0) -> None:
         self.max_new_tokens, self.report, self.every = max_new_tokens, report, every
@@ -154,6 +158,8 @@ def generate(
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention[row, width - len(ids) :] = 1
     start = time.perf_counter()
+    from transformers import StoppingCriteriaList
+
     out = model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
