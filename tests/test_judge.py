@@ -77,6 +77,8 @@ def test_a_valid_answer_in_a_fence_or_prose_is_read_with_its_types() -> None:
         ("judge/backend=openai", "judge.backend.model"),
         ("judge.rubric.fields=[]", "judge.rubric.fields"),
         ("judge.rubric.fields.0.min=9", "judge.rubric.fields.grammar"),
+        ("judge.backend.json_mode=schema", "judge.backend.json_mode"),  # an openai mode, not a local one
+        ("judge.backend.json_mode=grammar", "judge.backend.json_mode"),
     ],
 )
 def test_bad_input_names_its_key(override: str, key: str) -> None:
@@ -144,12 +146,18 @@ def test_the_command_refuses_a_dir_without_records_in_one_line(tmp_path) -> None
 
 
 @pytest.mark.slow
-def test_local_backend_end_to_end_on_the_embedded_model(run_dir, tmp_path) -> None:
+@pytest.mark.parametrize("mode", ["constrained", "prompt"])
+def test_local_backend_end_to_end_on_the_embedded_model(run_dir, tmp_path, mode) -> None:
     run = tmp_path / "run"
     shutil.copytree(run_dir, run)
-    overrides = [f"run={run}", "judge/rubric=reasoning", "judge.sample=1", "judge.backend.max_tokens=40"]
+    overrides = [
+        f"run={run}", "judge/rubric=reasoning", "judge.sample=1", "judge.backend.max_tokens=40",
+        f"judge.backend.json_mode={mode}",
+    ]  # fmt: skip
     summary = judge_run(compose_judge_config(*overrides))
     assert summary.judged == 2 and summary.unanswered == 0
+    if mode == "constrained":  # usable by construction: no re-ask, no failure
+        assert (summary.ok, summary.retried, summary.failed) == (2, 0, 0)
     table = pd.read_parquet(run / "judgments.parquet")
     assert len(table) == 2 and set(table["status"]) <= {"ok", "failed"}
     assert (table["judge_model"] == "smollm2-135m-instruct").all() and (table["judge_backend"] == "local").all()

@@ -17,7 +17,8 @@ from degrade.errors import ConfigError
 from degrade.judge.backends import BACKENDS
 
 FIELD_TYPES = ("int", "float", "bool", "choice")
-JSON_MODES = ("auto", "schema", "prompt")
+# How each backend gets its JSON answer (judge.backend.json_mode); the first is the backend's default.
+JSON_MODES = {"local": ("constrained", "prompt"), "openai": ("auto", "schema", "prompt")}
 NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 
@@ -78,7 +79,7 @@ class BackendConfig:
     device: str = "auto"
     base_url: Optional[str] = None  # openai: the server's /v1 URL
     api_key_env: Optional[str] = None  # openai: the environment variable holding the key (the key is never written)
-    json_mode: str = "auto"  # auto: response_format json_schema, falling back to instructions if refused
+    json_mode: str = "auto"  # see JSON_MODES; each backend's YAML sets its own
     max_tokens: int = 200
     batch_size: int = 8  # records per journal append; local: prompts per generate call
     concurrency: int = 4  # openai: requests in flight
@@ -89,7 +90,8 @@ class BackendConfig:
 
     def __post_init__(self) -> None:
         check(self.name in BACKENDS, "judge.backend.name", f"{self.name!r}; allowed: {', '.join(BACKENDS)}")
-        check(self.json_mode in JSON_MODES, "judge.backend.json_mode", f"allowed: {', '.join(JSON_MODES)}")
+        modes = JSON_MODES.get(self.name, ())
+        check(self.json_mode in modes, "judge.backend.json_mode", f"{self.json_mode!r}; allowed: {', '.join(modes)}")
         for key in ("max_tokens", "batch_size", "concurrency"):
             check(getattr(self, key) >= 1, f"judge.backend.{key}", f"{getattr(self, key)}; must be ≥ 1")
         check(self.retries >= 0, "judge.backend.retries", f"{self.retries}; must be ≥ 0")

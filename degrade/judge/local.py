@@ -1,8 +1,13 @@
 """The ``local`` backend: a judge model loaded in process through :func:`degrade.loading.load`, greedy.
 
-The answer is started for the model with the JSON object's opening brace and first key (a
-prefill, as a constrained decoder would force them), so a small model continues a JSON object
-instead of writing prose; the prefill is part of the text that is checked and kept.
+Two ways to get the JSON answer (``judge.backend.json_mode``):
+
+- ``constrained`` (the default): the backend writes the object key by key and the model chooses
+  each value among those the schema allows (:mod:`degrade.judge.constrained`); every answer is
+  usable, and still checked like any other.
+- ``prompt``: the model writes the answer freely after the object's opening brace and first key
+  (a prefill, so a small model continues a JSON object instead of writing prose), up to the
+  closing brace; the prefill is part of the text that is checked and kept.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from transformers import StoppingCriteria
 
 from degrade.config import ModelConfig
 from degrade.generation import generate
+from degrade.judge import constrained
 from degrade.judge.backends import Completion
 from degrade.loading import load
 from degrade.records import GenParams
@@ -43,6 +49,19 @@ class LocalBackend:
         return self.batch_size
 
     def complete(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any]) -> list[Completion]:
+        if self.cfg.json_mode == "constrained":
+            return self.constrained(conversations, schema)
+        return self.free(conversations, schema)
+
+    def constrained(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any]) -> list[Completion]:
+        """The JSON object written for the model, each value its highest-scoring allowed one."""
+        prompts = [self.encode(messages) for messages in conversations]
+        steps = constrained.plan(schema, self.loaded.tokenizer)
+        answers = constrained.answer(self.loaded.model, prompts, steps, self.loaded.device)
+        return [Completion(text, len(p), n) for (text, n), p in zip(answers, prompts)]
+
+    def free(self, conversations: list[list[dict[str, str]]], schema: dict[str, Any]) -> list[Completion]:
+        """The model's own text after the prefill ``{"<first key>":``, stopped at its closing brace."""
         prefill = "{" + json.dumps(next(iter(schema["properties"]))) + ":"
         tokenizer = self.loaded.tokenizer
         prompts = [

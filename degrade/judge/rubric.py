@@ -25,6 +25,8 @@ class InvalidAnswer(ValueError):
 def judge_settings(rubric: Any, backend: Any) -> dict[str, Any]:
     """What shapes a judgment: the rubric's text and fields, the judge model, its decoding, the prompt's version.
 
+    The decoding includes ``json_mode``: a constrained answer and a free one differ.
+
     Not among them: the experiments the rubric applies to, the sample, the server's URL, concurrency,
     timeouts and retries.
     """
@@ -34,6 +36,7 @@ def judge_settings(rubric: Any, backend: Any) -> dict[str, Any]:
         "model": backend.model,
         "source": backend.source,
         "max_tokens": backend.max_tokens,
+        "json_mode": backend.json_mode,
         "temperature": 0,
         "prompt_version": PROMPT_VERSION,
     }
