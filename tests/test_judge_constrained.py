@@ -8,10 +8,13 @@ import pytest
 import torch
 from conftest import CONF
 
+from degrade.errors import ConfigError
 from degrade.judge import constrained
 from degrade.judge.config import compose_judge_config
 from degrade.judge.local import LocalBackend
 from degrade.judge.rubric import json_schema, judge_settings, messages, parse_answer, settings_hash
+from degrade.loading import embedded_dir
+from degrade.tiny import CONFIGS, build_random_model
 
 RUBRICS = sorted(p.stem for p in (CONF / "judge" / "rubric").glob("*.yaml"))
 ANSWERS = [
@@ -75,18 +78,9 @@ def test_every_field_of_every_shipped_rubric_gets_an_allowed_value(backend, name
         assert done.prompt_tokens > 100 and done.completion_tokens >= 2 * len(rubric.fields)
 
 
-@pytest.mark.slow
-def test_each_value_is_scored_by_the_sum_of_its_tokens_log_probabilities(backend) -> None:
+def assert_scores_are_the_models_own(model, prompts: list[list[int]], steps: list[constrained.Step]) -> None:
     """The one batched, cached pass per field gives the scores of feeding each value alone, from scratch."""
-    model, tokenizer = backend.loaded.model, backend.loaded.tokenizer
-    rubric = compose_judge_config("run=x").judge.rubric
-    prompts = [backend.encode(m) for m in conversations(rubric)]  # two lengths: rows are padded
-    steps = constrained.plan(SCHEMA, tokenizer)
-    level = steps[0]
-    assert tokenizer.decode(level.lead) == '{"level": '
-    assert [tokenizer.decode(t) for t in level.tails[:1] + level.tails[9:10]] == ["1,", "10,"]  # "1" ends there
-    assert tokenizer.decode(steps[1].lead) == ' "tone": "'  # the comma was written with the level
-    batch = constrained.Batch(model, prompts, backend.loaded.device)
+    batch = constrained.Batch(model, prompts, torch.device("cpu"))
     written = [list(p) for p in prompts]
     for step in steps:
         picks = batch.choose(step)
@@ -101,6 +95,34 @@ def test_each_value_is_scored_by_the_sum_of_its_tokens_log_probabilities(backend
             assert batch.last_scores[row].tolist() == pytest.approx(alone, abs=1e-3)
             assert picks[row] == max(range(len(alone)), key=alone.__getitem__)  # greedy: the highest score
             written[row] += step.lead + step.tails[picks[row]]
+
+
+@pytest.mark.slow
+def test_each_value_is_scored_by_the_sum_of_its_tokens_log_probabilities(backend) -> None:
+    tokenizer = backend.loaded.tokenizer
+    rubric = compose_judge_config("run=x").judge.rubric
+    prompts = [backend.encode(m) for m in conversations(rubric)]  # two lengths: rows are padded
+    steps = constrained.plan(SCHEMA, tokenizer)
+    level = steps[0]
+    assert tokenizer.decode(level.lead) == '{"level": '
+    assert [tokenizer.decode(t) for t in level.tails[:1] + level.tails[9:10]] == ["1,", "10,"]  # "1" ends there
+    assert tokenizer.decode(steps[1].lead) == ' "tone": "'  # the comma was written with the level
+    assert_scores_are_the_models_own(backend.loaded.model, prompts, steps)
+
+
+@pytest.mark.parametrize("arch", sorted(CONFIGS))
+def test_the_scores_are_exact_on_every_tiny_architecture(arch) -> None:
+    model, tokenizer = build_random_model(arch, tokenizer_dir=embedded_dir())
+    model.eval()
+    prompts = [tokenizer.encode("the dream was blue and " * 3), tokenizer.encode("hello")]
+    assert_scores_are_the_models_own(model, prompts, constrained.plan(SCHEMA, tokenizer))
+
+
+def test_a_conversation_outgrowing_a_sliding_window_is_refused_in_one_line() -> None:
+    model, tokenizer = build_random_model("gemma3", tokenizer_dir=embedded_dir())  # its window: 64 tokens
+    with pytest.raises(ConfigError, match="sliding-window layers see 64 tokens.*json_mode=prompt"):
+        steps = constrained.plan(SCHEMA, tokenizer)
+        constrained.answer(model, [tokenizer.encode("hello " * 80)], steps, torch.device("cpu"))
 
 
 @pytest.mark.slow

@@ -18,8 +18,9 @@ with (the space after the colon) are written for the model, like the keys.
 One forward pass per field scores every value of every conversation of the batch at once: the
 key's tokens, then every value's tokens side by side, each value attending to the conversation and
 to its own earlier tokens only (a tree-shaped attention mask); the values' tokens are dropped from
-the KV cache afterwards, and the chosen one is fed with the next key. Models whose layers all attend
-to the whole context (Llama, Qwen2, SmolLM2 …) are scored exactly; the mask ignores sliding windows.
+the KV cache afterwards, and the chosen one is fed with the next key. The scores are exact for
+models whose layers see the whole context (Llama, Qwen2, SmolLM2, GPT-2); a model with
+sliding-window layers (Gemma 3) is refused in one line once a conversation outgrows the window.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
+from degrade.errors import ConfigError
 
 FLOAT_STEPS = 10  # a float field's values: its range cut into this many equal steps
 
@@ -95,13 +98,36 @@ def _common_prefix(tokens: list[list[int]]) -> list[int]:
 
 @torch.inference_mode()
 def answer(model: Any, prompts: list[list[int]], steps: list[Step], device: torch.device) -> list[tuple[str, int]]:
-    """Each prompt's answer to the steps' schema as JSON text, with the number of tokens written after the prompt."""
+    """Each prompt's answer to the steps' schema as JSON text, with the number of tokens written after the prompt.
+
+    Raises:
+        ConfigError: the model has sliding-window layers and a conversation would outgrow their window.
+    """
+    window = sliding_window(model)
+    longest = max(len(p) for p in prompts) + sum(len(s.lead) + max(len(t) for t in s.tails) for s in steps)
+    if window is not None and longest > window:
+        raise ConfigError(
+            "judge.backend.json_mode",
+            f"constrained needs layers that see the whole conversation; this judge model's sliding-window layers "
+            f"see {window} tokens and a conversation holds up to {longest}: use judge.backend.json_mode=prompt",
+        )
     batch = Batch(model, prompts, device)
     chosen: list[dict[str, Any]] = [{} for _ in prompts]
     for step in steps:
         for row, pick in enumerate(batch.choose(step)):
             chosen[row][step.name] = step.values[pick]
     return [(json.dumps(values), batch.written[row]) for row, values in enumerate(chosen)]
+
+
+def sliding_window(model: Any) -> int | None:
+    """The window of the model's sliding-window attention layers, or None when every layer sees the whole context."""
+    cfg = model.config.get_text_config()
+    window, types = getattr(cfg, "sliding_window", None), getattr(cfg, "layer_types", None)
+    if not window or getattr(cfg, "use_sliding_window", True) is False:
+        return None
+    if types is not None and "sliding_attention" not in types:
+        return None
+    return int(window)
 
 
 class Batch:
