@@ -9,7 +9,7 @@ engine whole, in checkpoint names, through its worker's ``reload_weights``; the 
 then reset, or a prompt's keys and values from the previous cell would be reused.
 
 The engine runs in this process (``VLLM_ENABLE_V1_MULTIPROCESSING=0``): the tensors are handed over
-without a copy through a pipe, and no worker is spawned.
+as they are, not pickled through a pipe to a spawned worker.
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ from degrade.records import GenParams
 log = logging.getLogger(__name__)
 
 GiB = 1024**3
-_MARGIN_BYTES = GiB  # activations and the engine's own buffers, beyond weights and KV cache
+# activations and the engine's own buffers beyond weights and KV cache; on a CPU also vLLM's own imports,
+# which its worker counts with the rest of the process (seen here: ~1.5 GiB)
+_MARGIN_BYTES = {"cuda": GiB, "cpu": 2 * GiB}
 _SEED_MASK = (1 << 31) - 1
 
 
@@ -40,8 +42,9 @@ def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: in
     """The share of device memory (host memory on a CPU) the engine may reserve: ``gpu_memory_utilization``.
 
     ``model.engine_memory`` when given; else what the weights, the KV cache of ``batch`` sequences of
-    ``model.max_seq_length`` tokens and a margin need, and no more than what keeps the machine below
-    ``memory.warn_percent`` (the host also holds the clean Transformers copy).
+    ``model.max_seq_length`` tokens and a margin need (on a CPU, plus what this process holds already:
+    vLLM's CPU worker counts it as its own), and no more than what keeps the machine below
+    ``memory.warn_percent``.
 
     Raises:
         DegradeError: that need does not fit below ``memory.warn_percent``.
@@ -52,7 +55,9 @@ def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: in
         return float(cfg.engine_memory)
     dtype = next(model.parameters()).dtype
     weights = sum(p.numel() * p.element_size() for p in model.parameters())
-    need = weights + kv_cache_bytes(model.config, batch, cfg.max_seq_length, dtype) + _MARGIN_BYTES
+    need = weights + kv_cache_bytes(model.config, batch, cfg.max_seq_length, dtype) + _MARGIN_BYTES[device]
+    if device == "cpu":  # vLLM's CPU worker counts all of this process's memory (the host copy too) as its own
+        need += psutil.Process().memory_info().rss
     if device == "cuda":
         free, total = torch.cuda.mem_get_info()
         used = total - free
@@ -91,6 +96,9 @@ class Engine:
     def start(cls, model_dir: str, device: str, dtype: torch.dtype, max_len: int, share: float, seed: int) -> Engine:
         """Start vLLM on ``model_dir`` (a Transformers checkpoint directory) in this process."""
         os.environ.setdefault("VLLM_ENABLE_V1_MULTIPROCESSING", "0")
+        # vLLM logs at INFO, several lines per call, and warns of what it handles itself; the job's own lines
+        # say what happens. VLLM_LOGGING_LEVEL=INFO in the environment brings them back.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")
         from vllm import LLM
 
         start = time.perf_counter()

