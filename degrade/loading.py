@@ -146,14 +146,20 @@ def save_random(cfg, model: nn.Module, tokenizer: Any) -> Path:
     """A tiny random model saved as a checkpoint directory once (its weights are seeded), for a serving engine."""
     target = cache_dir() / "random" / f"{cfg.random_arch}-{str(model.dtype).removeprefix('torch.')}"
     if not (target / "config.json").exists():
-        tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        try:
-            tmp.rename(target)
-        except OSError:  # another process finished first: keep its copy
-            shutil.rmtree(tmp, ignore_errors=True)
+        save_checkpoint(model, tokenizer, target)
     return target
+
+
+def save_checkpoint(model: nn.Module, tokenizer: Any, target: Path) -> None:
+    """``save_pretrained`` of model and tokenizer into ``target`` through a temporary dir, so it is whole or absent."""
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    model.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    try:
+        tmp.rename(target)
+    except OSError:  # another process finished first: keep its copy
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def weights_format(model: nn.Module, dtype: torch.dtype) -> str:
@@ -212,8 +218,6 @@ def convert_gguf(path: Path) -> Path:
     if (target / "config.json").exists():
         return target
     log.info("converting %s to safetensors in %s (once; later loads are fast)", path.name, target)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
     model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
     # The weights are plain floats now: neither the GGUF quantizer nor its config entry may follow them,
@@ -221,10 +225,5 @@ def convert_gguf(path: Path) -> Path:
     model.hf_quantizer = None
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process finished first: keep its copy
-        shutil.rmtree(tmp, ignore_errors=True)
+    save_checkpoint(model, tokenizer, target)
     return target
