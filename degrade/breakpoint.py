@@ -222,11 +222,18 @@ def search(
 
 
 def grid_answer(
-    levels: list[float], values: list[float], criterion: Criterion, clean: float | None, log: bool
+    levels: list[float],
+    values: list[float],
+    criterion: Criterion,
+    clean: float | None,
+    log: bool,
+    integer: bool = False,
 ) -> Answer:
     """The answer read off a full grid: the first level (in order of damage) that crossed, and the one before it.
 
-    ``levels`` must be in order of growing damage, ``values`` their measures.
+    ``levels`` must be in order of growing damage, ``values`` their measures. The answer is the
+    bracket's middle on the axis, as the search gives it: rounded to an integer for a method
+    whose levels are integers (uni_quant's n), so the two answers compare like for like.
     """
     crossed = [criterion.crossed(v, clean) for v in values]
     if True not in crossed:
@@ -236,7 +243,8 @@ def grid_answer(
         return Answer("crossed_at_least", None, (None, levels[0]), f"already crossed at {levels[0]:g}")
     holds, breaks = levels[first - 1], levels[first]
     middle = math.sqrt(holds * breaks) if log and holds > 0 else (holds + breaks) / 2
-    return Answer("found", round_level(middle), (holds, breaks), f"crosses between {holds:g} and {breaks:g}")
+    level = float(round(middle)) if integer else round_level(middle)
+    return Answer("found", level, (holds, breaks), f"crosses between {holds:g} and {breaks:g}")
 
 
 def _require(ok: bool, key: str, problem: str) -> None:

@@ -92,6 +92,18 @@ def test_the_grid_reads_the_first_level_that_crossed() -> None:
     assert grid_answer(levels, [0.8] * 5, HALVING, clean=0.8, log=False).status == "not_crossed"
 
 
+def test_the_grid_answers_an_integer_level_where_the_method_takes_integers() -> None:
+    """uni_quant's n on a log axis: the grid's answer is a level the method takes, as the search's is."""
+    levels = [1024.0, 256.0, 64.0, 32.0, 16.0]  # fine to coarse: growing damage
+    values = [0.33, 0.33, 0.28, 0.07, 0.0]
+    answer = grid_answer(levels, values, HALVING, clean=0.33, log=True, integer=True)
+    assert (answer.status, answer.bracket, answer.level) == ("found", (64.0, 32.0), 45.0)  # √(64·32) = 45.25
+    found = search(
+        lambda n: 0.33 if n == 0 or n > 40 else 0.07, Axis(1024.0, 2.0, log=True, integer=True), HALVING
+    ).answer()
+    assert found.level == float(round(found.level)) and answer.level == float(round(answer.level))
+
+
 @pytest.mark.parametrize(
     ("build", "key"),
     [
