@@ -32,6 +32,8 @@ class OpenAIBackend:
         except ImportError:
             raise DegradeError("judge/backend=openai needs the openai client: pip install -e '.[judge]'") from None
         self.cfg, self.openai = cfg, openai
+        # httpx logs every request at INFO: the judge's own progress lines say how the calls go
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         self.batch_size = cfg.batch_size
         key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
         if cfg.api_key_env and not key:
