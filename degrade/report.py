@@ -182,7 +182,8 @@ def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = Non
         ax.set_xlabel(axis_label(method))
         ax.grid(alpha=0.3)
         ax.legend(fontsize="small")
-    axes[0][0].set_ylabel(f"{'accuracy' if metric == 'correct' else metric} (mean ± s.e. over repetitions)")
+    # two lines: a long measure name (judge_language_syntactic_complexity) would not fit the panel's height
+    axes[0][0].set_ylabel(f"{'accuracy' if metric == 'correct' else metric}\n(mean ± s.e. over repetitions)")
     fig.tight_layout()
     return fig
 
