@@ -7,6 +7,7 @@ matplotlib calls, so no plot names a method.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import matplotlib
@@ -38,7 +39,24 @@ def scale_axis(ax: plt.Axes, axis: LevelAxis, levels: Iterable[float]) -> None:
     if axis.log and damaged:
         ax.set_xscale("log")
         if len(damaged) <= 12:  # few levels: tick each one, as the user swept it
-            ax.set_xticks(damaged, [f"{v:g}" for v in damaged])
+            ticked = spread(damaged)
+            ax.set_xticks(ticked, [f"{v:g}" for v in ticked])
             ax.minorticks_off()
     if not axis.damage_grows_with_level:
         ax.invert_xaxis()  # damage grows rightwards on every panel
+
+
+def spread(levels: list[float], share: float = 0.06) -> list[float]:
+    """The sorted positive ``levels`` to label on a log axis: the ends, and no two closer than ``share`` of the span.
+
+    A search's probes cluster around its answer (98, 89, 84, 80); labelled all, their ticks run together.
+    """
+    logs = [math.log10(v) for v in levels]
+    gap = share * (logs[-1] - logs[0])
+    kept = [0]
+    for i in range(1, len(levels)):
+        if logs[i] - logs[kept[-1]] >= gap:
+            kept.append(i)
+    if kept[-1] != len(levels) - 1:  # both ends are always labelled: drop the one crowding the last
+        kept[-1:] = [len(levels) - 1] if len(kept) > 1 else [0, len(levels) - 1]
+    return [levels[i] for i in kept]

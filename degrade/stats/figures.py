@@ -84,7 +84,11 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
     methods = list(dict.fromkeys(part["degradation_method"]))
     naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["param_group_name"]
     fig, axes = plt.subplots(
-        len(measures), len(methods), figsize=(max(4.8 * len(methods), 9), 3.2 * len(measures) + 0.6), squeeze=False
+        len(measures),
+        len(methods),
+        figsize=(max(4.8 * len(methods), 9), 3.2 * len(measures) + 0.6),
+        squeeze=False,
+        layout="constrained",  # leaves room for the page title above the panels' own titles
     )
     colours: dict[str, str] = {}  # one colour per group across the page
     for col, method in enumerate(methods):
@@ -107,7 +111,6 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
                 ax.legend(fontsize="small")
     title = f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)"
     fig.suptitle(title + _clean_note(methods), fontsize="medium")
-    fig.tight_layout()
     return fig
 
 
@@ -118,7 +121,9 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
     naming = [c for c in ("model_name",) if part[c].nunique() > 1] + ["degradation_method", "param_group_name"]
     cols = min(3, len(panels))
     rows = math.ceil(len(panels) / cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(max(5.2 * cols, 9), 3.8 * rows + 0.6), squeeze=False)
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(max(5.2 * cols, 9), 3.8 * rows + 0.6), squeeze=False, layout="constrained"
+    )
     colours: dict[str, str] = {}  # one colour per measure across the page
     for ax, (key, panel) in zip(axes.flat, panels):
         named = dict(zip(LINE, key))
@@ -141,5 +146,4 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
         ax.set_visible(False)
     title = f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8"
     fig.suptitle(title + _clean_note(part["degradation_method"]), fontsize="medium")
-    fig.tight_layout()
     return fig
