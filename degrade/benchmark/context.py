@@ -34,8 +34,9 @@ FULL = Sizes(
     multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
     multirun_repeats=2,
     resume_overrides=(),
-    vllm_overrides=("generation.max_new_tokens=64", "degradation.levels=[0,0.5,1.0]"),
-    vllm_dtypes=("float32", "bfloat16"),
+    # the variants give a range of 15 levels: two levels keep the part to minutes on a CPU
+    vllm_overrides=("generation.max_new_tokens=64", "degradation.range.max=1.0", "degradation.range.steps=2"),
+    vllm_dtypes=("float32",),  # add "bfloat16" on a CPU with native bf16 (AVX-512 BF16) or a GPU
 )
 _SMALL_JOB = ("experiment.limit=8", "generation.max_new_tokens=24", "degradation.levels=[0,0.1]")
 QUICK = Sizes(
@@ -47,7 +48,12 @@ QUICK = Sizes(
     multirun_overrides=("experiment.limit=2", "generation.max_new_tokens=8"),
     multirun_repeats=1,
     resume_overrides=_SMALL_JOB,
-    vllm_overrides=("experiment.limit=8", "generation.max_new_tokens=16", "degradation.levels=[0,0.5]"),
+    vllm_overrides=(
+        "experiment.limit=8",
+        "generation.max_new_tokens=16",
+        "degradation.range.max=0.5",
+        "degradation.range.steps=2",
+    ),
     vllm_dtypes=("float32",),
 )
 

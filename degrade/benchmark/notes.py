@@ -40,7 +40,7 @@ NOTES = [
     "--quick shrinks every size (fewer prompts and tokens), so its ratios, above all cell_overhead_share and "
     "resume_skip_share, are not comparable with a full run's.",
     "vllm_speedup (only where vLLM is installed): the study-shaped sweep (variant=gauss_attn,gauss_mlp,gauss_embed, "
-    "generation=study at 64 new tokens, levels 0, 0.5, 1.0, the dream prompts) as one --multirun on each backend, "
+    "generation=study at 64 new tokens, levels 0 and 1.0, the 38 dream prompts) as one --multirun on each backend, "
     "in each dtype. The ratio is generation tokens/s (records' tokens_out ÷ the jobs' generate_s), vLLM over "
     "Transformers, in the first dtype; wall is the whole sweep's wall time, Transformers over vLLM (it pays the "
     "engine's start); reload_over_generate_per_cell is the seconds handing a cell's weights to the engine against "

@@ -1,6 +1,6 @@
 """``vllm_speedup``: generation tokens/s of ``model.backend=vllm`` ÷ ``model.backend=transformers``, same sweep.
 
-The sweep has the study's shape: three variants × three levels × the dream prompts, sampled with the
+The sweep has the study's shape: three variants × two levels × the dream prompts, sampled with the
 study's decoding (64 new tokens here). Each backend runs it as one ``--multirun`` process; each job's
 ``metadata.json`` gives its generation seconds and, on vLLM, its seconds handing weights to the engine
 (``reload_s``); the records give the tokens. Runs only where vLLM is installed (its own environment).
