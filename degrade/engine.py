@@ -25,6 +25,7 @@ import psutil
 import torch
 from torch import nn
 
+from degrade.dryrun import kv_cache_bytes
 from degrade.errors import DegradeError
 from degrade.generation import Sample
 from degrade.records import GenParams
@@ -49,8 +50,6 @@ def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: in
     Raises:
         DegradeError: that need does not fit below ``memory.warn_percent``.
     """
-    from degrade.dryrun import kv_cache_bytes
-
     if cfg.engine_memory is not None:
         return float(cfg.engine_memory)
     dtype = next(model.parameters()).dtype
