@@ -118,13 +118,9 @@ def estimate(
             "dry run: the vLLM engine reserves %.0f %% of %s memory (%.1f GiB; model.engine_memory sets it)",
             100 * engine.share,
             engine.device,
-            engine.share * engine_total_bytes(engine.device) / GiB,
+            engine.reserved_bytes / GiB,
         )
     return plan
-
-
-def engine_total_bytes(device: str) -> int:
-    return torch.cuda.mem_get_info()[1] if device == "cuda" else psutil.virtual_memory().total
 
 
 # Calibrations already measured in this process, by (model, batch, prompt width, decoding): the jobs of a

@@ -28,6 +28,7 @@ from torch import nn
 from degrade.dryrun import kv_cache_bytes
 from degrade.errors import DegradeError
 from degrade.generation import Sample
+from degrade.methods import method
 from degrade.records import GenParams
 
 log = logging.getLogger(__name__)
@@ -57,12 +58,7 @@ def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: in
     need = weights + kv_cache_bytes(model.config, batch, cfg.max_seq_length, dtype) + _MARGIN_BYTES[device]
     if device == "cpu":  # vLLM's CPU worker counts all of this process's memory (the host copy too) as its own
         need += psutil.Process().memory_info().rss
-    if device == "cuda":
-        free, total = torch.cuda.mem_get_info()
-        used = total - free
-    else:
-        mem = psutil.virtual_memory()
-        total, used = mem.total, mem.total - mem.available
+    total, used = device_memory(device)
     room = memory.warn_percent / 100 * total - used
     if need > room:
         raise DegradeError(
@@ -72,6 +68,15 @@ def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: in
             "model.engine_memory"
         )
     return round(need / total, 3)
+
+
+def device_memory(device: str) -> tuple[int, int]:
+    """(total, in use) bytes of the engine's memory: the GPU's, or the host's on a CPU."""
+    if device == "cuda":
+        free, total = torch.cuda.mem_get_info()
+        return total, total - free
+    mem = psutil.virtual_memory()
+    return mem.total, mem.total - mem.available
 
 
 def request_seed(seed: int, prompt_id: str) -> int:
@@ -89,7 +94,11 @@ class Engine:
     share: float
     load_s: float
     clean: bool = True
-    reloads: int = 0
+
+    @property
+    def reserved_bytes(self) -> int:
+        """What the engine reserves: its share of the device's memory."""
+        return int(self.share * device_memory(self.device)[0])
 
     @classmethod
     def start(cls, model_dir: str, device: str, dtype: torch.dtype, max_len: int, share: float, seed: int) -> Engine:
@@ -114,21 +123,17 @@ class Engine:
             raise DegradeError(f"model.backend=vllm: {str(exc).splitlines()[0]}") from None
         return cls(llm, device, share, time.perf_counter() - start)
 
-    def load(self, model: nn.Module, *, clean: bool) -> float:
-        """Hand every weight of ``model`` to the engine in checkpoint names; return the seconds it took.
+    def load(self, model: nn.Module, *, clean: bool) -> None:
+        """Hand every weight of ``model`` to the engine in checkpoint names.
 
         Nothing is handed when the engine holds clean weights and ``model``'s are clean too.
         """
         if clean and self.clean:
-            return 0.0
-        start = time.perf_counter()
-        weights = list(model.state_dict().items())
-        self.llm.collective_rpc(
-            "reload_weights", kwargs={"weights_iterator": iter(weights), "is_checkpoint_format": True}
-        )
+            return
+        weights = iter(model.state_dict().items())
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
-        self.clean, self.reloads = clean, self.reloads + 1
-        return time.perf_counter() - start
+        self.clean = clean
 
     def generate(
         self, prompts: list[list[int]], ids: list[str], params: GenParams, seed: int, *, min_new_tokens: int = 0
@@ -172,8 +177,6 @@ def engine_for(loaded: Any, cfg: Any) -> Engine:
     Raises:
         DegradeError: a method that acts through forward hooks, not enough memory, a model vLLM cannot serve.
     """
-    from degrade.methods import method
-
     if method(cfg.degradation.method).forward_hooks:
         raise DegradeError(
             f"degradation={cfg.degradation.method}: acts through forward hooks, which model.backend=vllm "

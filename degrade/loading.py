@@ -91,8 +91,8 @@ def load(cfg, device_name: str = "auto") -> Loaded:
     start = time.perf_counter()
     weights_dir = None
     if cfg.source is None:
+        backend = select_backend("vllm") if cfg.backend == "vllm" else "transformers"  # refused before building
         model, tokenizer, processor = build_random(cfg, device, dtype)
-        backend = select_backend("vllm") if cfg.backend == "vllm" else "transformers"
         source = f"random:{cfg.random_arch}"
         if backend == "vllm":
             weights_dir = str(save_random(cfg, model, tokenizer))
@@ -111,8 +111,8 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         host = "transformers" if backend == "vllm" else backend  # vLLM: a Transformers copy holds the weights
         model, tokenizer, processor = load_pretrained(host, weights_dir, cfg, device, dtype, local_only=local_only)
     model.eval()
-    loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, time.perf_counter() - start)
-    loaded.weights_dir = weights_dir
+    load_s = time.perf_counter() - start
+    loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, load_s, weights_dir=weights_dir)
     log.info(
         "model %s loaded from %s in %.1f s (%s, %s, %s)",
         cfg.name,
