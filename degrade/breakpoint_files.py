@@ -5,13 +5,16 @@ what it writes out.
 
 A probe is an ordinary job; what it measured is in its job dir (``records.jsonl``, read through
 :func:`degrade.store.read_journal`, and ``metadata.json`` for how it ended). The search's path
-and answer go to ``<sweep dir>/breakpoint.json`` and a readable ``breakpoint.md``.
+and answer go to ``<sweep dir>/breakpoint.json`` and a readable ``breakpoint.md``; the report reads
+them back (:func:`read_answers`) to mark each answer on its figure.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import typing
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from statistics import fmean, pstdev
@@ -21,6 +24,8 @@ from degrade.breakpoint import Answer, Bisection
 from degrade.errors import ConfigError, DegradeError
 from degrade.records import Record
 from degrade.store import read_journal, write_atomic, write_json
+
+log = logging.getLogger(__name__)
 
 JSON_NAME, MD_NAME = "breakpoint.json", "breakpoint.md"
 _HINTS = typing.get_type_hints(Record)
@@ -200,3 +205,61 @@ def markdown(settings: dict[str, Any], searches: list[SearchRecord]) -> str:
                 f"| {p['decision']} |"
             )
     return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Found:
+    """A search's answer as the report marks it: on the line of the jobs whose settings hash it shares."""
+
+    label: str
+    settings_hash: str
+    method: str
+    measure: str
+    level: float
+    threshold: float
+    status: str
+
+
+def read_answers(roots: Sequence[Path]) -> list[Found]:
+    """The answers with a level of every search written under ``roots`` (each ``breakpoint.json`` below them).
+
+    A search's probes are jobs of one configuration but their level, so they share a settings hash;
+    it is read from a probe's ``metadata.json``, looked for in the sweep dir by the job dir's name first
+    (a sweep dir that was moved), then at the path the search wrote.
+    """
+    found = []
+    paths = sorted({p for root in roots if Path(root).is_dir() for p in Path(root).rglob(JSON_NAME)})
+    for path in paths:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            measure = data["settings"]["criterion"]["measure"]
+            searches = data["searches"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("%s: not a breakpoint file, its answers are not marked (%s)", path, exc)
+            continue
+        for search in searches:
+            answer = search.get("answer") or {}
+            settings = _settings_hash(path.parent, search.get("probes") or [])
+            if answer.get("level") is None or search.get("threshold") is None or settings is None:
+                continue
+            found.append(
+                Found(
+                    search["label"],
+                    settings,
+                    search["method"],
+                    measure,
+                    float(answer["level"]),
+                    float(search["threshold"]),
+                    answer["status"],
+                )
+            )
+    return found
+
+
+def _settings_hash(sweep_dir: Path, probes: list[dict[str, Any]]) -> str | None:
+    for probe in probes:
+        job_dir = Path(probe["job_dir"])
+        for meta in (sweep_dir / job_dir.name / "metadata.json", job_dir / "metadata.json"):
+            if meta.is_file():
+                return json.loads(meta.read_text(encoding="utf-8")).get("settings_hash")
+    return None

@@ -23,7 +23,8 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
-from degrade.collect import SETTINGS, collect, read_settings  # noqa: E402
+from degrade.breakpoint_files import read_answers  # noqa: E402
+from degrade.collect import SETTINGS, collect, read_settings, sources  # noqa: E402
 from degrade.judge.frame import add_judgments, agreement  # noqa: E402
 from degrade.methods import LevelAxis, level_axis  # noqa: E402
 from degrade.plots import axis_label, clean_apart, scale_axis  # noqa: E402
@@ -275,7 +276,8 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     pq.write_table(pa.Table.from_pandas(records[schema.names], schema=schema, preserve_index=False), paths["records"])
     summary.to_csv(paths["summary_csv"], index=False)
     paths["summary_md"].write_text(markdown_table(summary) + judge_agreement(records), encoding="utf-8")
-    paths.update(write_stats(records, out_dir, split_settings(records, settings)[0]))
+    found = read_answers(sources(root))  # breaking points where a bisect sweep ran
+    paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found))
     paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)
     return paths

@@ -17,6 +17,8 @@ import pandas as pd
 import pytest
 from conftest import ROOT, run_cli
 
+from degrade.breakpoint_files import read_answers
+
 TINY = ["model=tiny_random", "experiment.limit=2", "generation.max_new_tokens=2"]
 ON_LEVEL = [  # crossed once the level reaches 0.3, to 0.1
     "hydra/sweeper=bisect",
@@ -77,6 +79,18 @@ def test_a_grid_of_two_searches_bisects_with_probe_jobs_and_resumes(tmp_path: Pa
         assert json.loads((path / "metadata.json").read_text())["generated"] == 0
     assert len([p for p in sweep.iterdir() if p.is_dir() and "=" in p.name]) == 12
     assert json.loads((sweep / "breakpoint.json").read_text())["searches"] == result["searches"]
+
+    moved = tmp_path / "moved"  # the report finds each answer's jobs in a sweep dir moved since
+    shutil.move(sweep, moved)
+    found = read_answers([moved])
+    assert [(f.label, f.measure, f.level, f.threshold, f.status) for f in found] == [
+        ("ablation on mlp_only", "level_value", 0.2812, 0.3, "found"),
+        ("mult_gauss on mlp_only", "level_value", 0.2812, 0.3, "found"),
+    ]
+    for answer in found:  # marked on the line of its own probes' records
+        dirs = probe_dirs(moved, answer.method).values()
+        hashes = {pd.read_parquet(d / "records.parquet").settings_hash.iloc[0] for d in dirs}
+        assert hashes == {answer.settings_hash}
 
 
 BAD = {

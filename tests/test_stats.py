@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 
+from degrade.breakpoint_files import Found
 from degrade.methods import level_axis
 from degrade.stats import cohens_d, critical_level, level_stats, nested_bootstrap, ranking, spearman_decline
+from degrade.stats.figures import breaking_figure
 
 # Mean 0 and standard deviation exactly 1 (ddof 1): every level is its mean plus this, so the pooled SD is 1
 # and Cohen's d of a level is its mean minus the clean mean. Two repetitions of 8 prompts, one row each.
@@ -177,3 +180,26 @@ def test_measures_breaking_at_the_same_level_share_a_rank() -> None:
     )
     ranked = ranking(level_stats(frame, n_boot=20))
     assert dict(zip(ranked["measure"], ranked["rank"])) == {"tokens_out": 1, "mattr": 1, "correct": 3}
+
+
+def test_a_search_answer_is_marked_on_its_own_line_and_measure_only() -> None:
+    rows = pd.DataFrame(
+        records("ablation", {0.0: 0.0, 0.1: -0.5, 0.2: -2.0}, measure="correct")
+        + records("ablation", {0.0: 0.0, 0.1: -0.5, 0.2: -2.0}, measure="correct", group="attn_only")
+    )
+    rows["settings_hash"] = np.where(rows["param_group_name"] == "mlp_only", "aaa", "bbb")
+    rows["tokens_out"] = 10.0
+    stats = level_stats(rows, n_boot=50)
+    answer = Found("ablation on mlp_only", "aaa", "ablation", "correct", 0.15, -1.0, "found")
+    elsewhere = Found("ablation on other", "ccc", "ablation", "correct", 0.05, -0.3, "found")  # no jobs of its own
+
+    fig = breaking_figure(stats, "iq", found=[answer, elsewhere])
+    marks = {
+        ax.get_title(): [tuple(line.get_xydata()[0]) for line in ax.get_lines() if line.get_marker() == "D"]
+        for ax in fig.axes
+    }
+    assert marks["ablation: accuracy"] == [(0.15, -1.0)]  # on the mlp_only line, not on attn_only's
+    assert marks["ablation: tokens out"] == []
+    assert "◆ = breaking point found by search" in fig.get_suptitle()
+    assert "◆" not in breaking_figure(stats, "iq").get_suptitle()
+    plt.close("all")

@@ -1,7 +1,8 @@
 """The statistics' figures, one page per experiment.
 
 ``breaking_<experiment>.png``: every measure (rows) against the level for every method
-(columns), a line per group, mean with its bootstrap interval, the critical level marked.
+(columns), a line per group, mean with its bootstrap interval, the critical level marked, and where a
+breaking-point search ran on those jobs, its answer marked on its threshold.
 ``normalised_<experiment>.png``: a panel per method and group, every measure min–max normalised
 (up is better, measures where lower is better inverted), the |d| = 0.8 crossings marked.
 """
@@ -10,11 +11,13 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from degrade.breakpoint_files import Found
 from degrade.methods import LevelAxis, level_axis
 from degrade.plots import axis_label, clean_apart, scale_axis
 from degrade.stats.measures import MEASURES, judge_measure
@@ -77,8 +80,22 @@ def _mark(ax: plt.Axes, line: pd.DataFrame, axis: LevelAxis, y: str, colour: str
     ax.plot([critical], [height], marker="X", ms=9, color=colour, markeredgecolor="black", zorder=5)
 
 
-def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = None) -> plt.Figure:
-    """Every measure against the level, a column per method, the critical levels marked (one experiment)."""
+def _mark_found(ax: plt.Axes, found: Found, colour: str) -> None:
+    """A search's answer: a diamond at its level on its threshold, the threshold a faint dotted line."""
+    ax.axhline(found.threshold, linestyle=(0, (1, 3)), color=colour, alpha=0.6, linewidth=1)
+    ax.plot(
+        [found.level], [found.threshold], marker="D", ms=7, color=colour, markeredgecolor="black", zorder=6, ls="none"
+    )
+
+
+def breaking_figure(
+    stats: pd.DataFrame, experiment: str, labels: dict | None = None, found: Sequence[Found] = ()
+) -> plt.Figure:
+    """Every measure against the level, a column per method, the critical levels and searches' answers marked.
+
+    ``found``: breaking points found by search (:func:`degrade.breakpoint_files.read_answers`); each
+    is drawn on the line of the jobs that share its settings hash, in the panel of its measure.
+    """
     part = stats[stats["experiment"] == experiment]
     measures = list(dict.fromkeys(part["measure"]))
     methods = list(dict.fromkeys(part["degradation_method"]))
@@ -91,6 +108,7 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
         layout="constrained",  # leaves room for the page title above the panels' own titles
     )
     colours: dict[str, str] = {}  # one colour per group across the page
+    searched = False
     for col, method in enumerate(methods):
         axis = level_axis(method)
         for row, measure in enumerate(measures):
@@ -101,6 +119,10 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
                 colour = colours.setdefault(name, f"C{len(colours)}")
                 _draw(ax, line, axis, "mean", name, band=True, colour=colour)
                 _mark(ax, line, axis, "mean", colour)
+                for answer in found:
+                    if (answer.settings_hash, answer.measure) == (key[-1], measure):
+                        _mark_found(ax, answer, colour)
+                        searched = True
             scale_axis(ax, axis, cell["level_value"])
             ax.set_title(f"{method}: {label_of(measure)}", fontsize="medium")
             ax.set_ylabel(label_of(measure))
@@ -110,6 +132,8 @@ def breaking_figure(stats: pd.DataFrame, experiment: str, labels: dict | None = 
             if row == 0 and len(ax.get_legend_handles_labels()[0]):
                 ax.legend(fontsize="small")
     title = f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)"
+    if searched:
+        title += "\n◆ = breaking point found by search (breakpoint.json), on its threshold (dotted)"
     fig.suptitle(title + _clean_note(methods), fontsize="medium")
     return fig
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 import pandas as pd
 
+from degrade.breakpoint_files import Found
 from degrade.stats.effects import CONFIDENCE, THRESHOLD
 from degrade.stats.measures import JUDGE_LOWER, JUDGE_PREFIX, MEASURES
 from degrade.stats.table import LINE, critical_table, ranking
@@ -43,8 +45,22 @@ def _with_interval(value: float, low: float, high: float) -> str:
     return f"{value:.4g} [{low:.4g}, {high:.4g}]"
 
 
-def render(stats: pd.DataFrame, labels: dict, n_boot: int, seed: int) -> str:
-    """The text of ``stats.md`` for the table :func:`degrade.stats.table.level_stats` returns."""
+def _searched(found: Sequence[Found]) -> list[str]:
+    if not found:
+        return []
+    rows = pd.DataFrame(
+        [(f.label, f.measure, f.threshold, f.level, f.status) for f in found],
+        columns=["search", "measure", "threshold", "level", "status"],
+    )
+    note = "The level where the measure crossed its threshold, by bisection (each sweep's `breakpoint.md`).\n"
+    return ["## Breaking points found by search\n", note, markdown_table(rows)]
+
+
+def render(stats: pd.DataFrame, labels: dict, n_boot: int, seed: int, found: Sequence[Found] = ()) -> str:
+    """The text of ``stats.md`` for the table :func:`degrade.stats.table.level_stats` returns.
+
+    ``found``, the breaking points found by search, get a table of their own after the critical levels.
+    """
     lower = [m.column for m in MEASURES if m.better == "lower"] + [f"{JUDGE_PREFIX}…_{f}" for f in JUDGE_LOWER]
     either = [m.column for m in MEASURES if m.better == "either"]
     parts = [
@@ -60,6 +76,7 @@ def render(stats: pd.DataFrame, labels: dict, n_boot: int, seed: int) -> str:
         f"not inverted): {', '.join(either)}. Higher is better for every other measure.\n",
         "## Critical levels\n",
         markdown_table(shown(critical_table(stats), labels)),
+        *_searched(found),
         "## Vulnerability ranking\n",
         "Per model, method and group: tasks and measures, the first to break first.\n",
     ]

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from degrade.breakpoint_files import Found
 from degrade.stats.effects import N_BOOT
 from degrade.stats.figures import breaking_figure, file_stem, normalised_figure
 from degrade.stats.markdown import render, shown
@@ -17,7 +20,13 @@ log = logging.getLogger(__name__)
 
 
 def write_stats(
-    records: pd.DataFrame, out_dir: Path, labels: dict | None = None, *, seed: int = 0, n_boot: int = N_BOOT
+    records: pd.DataFrame,
+    out_dir: Path,
+    labels: dict | None = None,
+    *,
+    found: Sequence[Found] = (),
+    seed: int = 0,
+    n_boot: int = N_BOOT,
 ) -> dict[str, Path | list[Path]]:
     """Compute the statistics of ``records`` and write them into ``out_dir``.
 
@@ -26,6 +35,8 @@ def write_stats(
         out_dir: The report dir (created if missing).
         labels: ``{settings_hash: label}`` of jobs whose settings differ
             (:func:`degrade.report.split_settings`): a ``settings`` column tells them apart.
+        found: Breaking points found by search (:func:`degrade.breakpoint_files.read_answers`): listed
+            in ``stats.md`` and marked on the ``breaking_`` page.
         seed: Seeds the bootstrap.
         n_boot: Bootstrap resamples per level.
 
@@ -38,10 +49,10 @@ def write_stats(
     stats = level_stats(records, seed=seed, n_boot=n_boot)
     paths: dict[str, Path | list[Path]] = {"stats_csv": out_dir / "stats.csv", "stats_md": out_dir / "stats.md"}
     shown(stats, labels).to_csv(paths["stats_csv"], index=False)
-    paths["stats_md"].write_text(render(stats, labels, n_boot, seed), encoding="utf-8")
+    paths["stats_md"].write_text(render(stats, labels, n_boot, seed, found), encoding="utf-8")
     plots = []
     for experiment in dict.fromkeys(stats["experiment"]):
-        for name, draw in (("breaking", breaking_figure), ("normalised", normalised_figure)):
+        for name, draw in (("breaking", partial(breaking_figure, found=found)), ("normalised", normalised_figure)):
             fig = draw(stats, experiment, labels)
             path = out_dir / f"{name}_{file_stem(experiment)}.png"
             fig.savefig(path, dpi=90)
