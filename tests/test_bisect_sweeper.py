@@ -179,3 +179,24 @@ def test_a_probe_refused_now_stops_its_search_instead_of_reading_old_records(tmp
     (search,) = json.loads((sweep / "breakpoint.json").read_text())["searches"]
     assert search["answer"]["status"] == "failed" and "holds records of other settings" in search["answer"]["message"]
     assert "breakpoint ablation on mlp_only: failed (probe #0 degradation.levels=[0] failed:" in output
+
+
+@pytest.mark.slow
+def test_the_search_runs_each_probe_through_the_submitit_launcher(tmp_path: Path) -> None:
+    """The launcher Hydra users move to SLURM with: each probe a submitit job of its own (here local processes)."""
+    sweep = tmp_path / "sweep"
+    on_level = [o for o in ON_LEVEL if not o.startswith("hydra.sweeper.n_rep")] + ["hydra.sweeper.n_rep=1"]
+    done = run_cli(
+        "--multirun",
+        *on_level,
+        *TINY,
+        "hydra/launcher=submitit_local",
+        "degradation=ablation",
+        f"hydra.sweep.dir={sweep}",
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    search = json.loads((sweep / "breakpoint.json").read_text())["searches"][0]
+    assert search["answer"]["level"] == 0.2812 and [p["level"] for p in search["probes"]] == PROBES
+    submitted = [p for p in (sweep / ".submitit").iterdir() if p.name.isdigit()]
+    assert len(submitted) == len(PROBES)  # one submitit job per probe
+    assert sorted(probe_dirs(sweep, "ablation")) == sorted(PROBES)
