@@ -46,13 +46,15 @@ def scale_axis(ax: plt.Axes, axis: LevelAxis, levels: Iterable[float]) -> None:
         ax.invert_xaxis()  # damage grows rightwards on every panel
 
 
-def spread(levels: list[float], share: float = 0.06) -> list[float]:
-    """The sorted positive ``levels`` to label on a log axis: the ends, and no two closer than ``share`` of the span.
+def spread(levels: list[float], share: float = 0.025) -> list[float]:
+    """The sorted positive ``levels`` to label on a log axis: the ends, and none crowding the one before.
 
-    A search's probes cluster around its answer (98, 89, 84, 80); labelled all, their ticks run together.
+    A search's probes cluster around its answer (98, 89, 84, 80; 7.772e-09, 7.985e-09, 8.203e-09);
+    labelled all, their ticks run together. Two labels are kept apart by ``share`` of the axis's span
+    per character of the longest label, so long labels such as bit_flip's get more room.
     """
     logs = [math.log10(v) for v in levels]
-    gap = share * (logs[-1] - logs[0])
+    gap = share * max(len(f"{v:g}") for v in levels) * (logs[-1] - logs[0])
     kept = [0]
     for i in range(1, len(levels)):
         if logs[i] - logs[kept[-1]] >= gap:

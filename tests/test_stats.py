@@ -11,6 +11,7 @@ import pytest
 
 from degrade.breakpoint_files import Found
 from degrade.methods import level_axis
+from degrade.plots import spread
 from degrade.stats import cohens_d, critical_level, level_stats, nested_bootstrap, ranking, spearman_decline
 from degrade.stats.figures import breaking_figure
 
@@ -203,3 +204,14 @@ def test_a_search_answer_is_marked_on_its_own_line_and_measure_only() -> None:
     assert "◆ = breaking point found by search" in fig.get_suptitle()
     assert "◆" not in breaking_figure(stats, "iq").get_suptitle()
     plt.close("all")
+
+
+def test_a_log_axis_labels_a_searchs_clustered_probes_apart_by_their_length() -> None:
+    bit_flip = [1e-09, 5.623e-09, 6.977e-09, 7.772e-09, 8.203e-09, 8.658e-09, 1.333e-08, 3.162e-08, 1e-06, 0.001]
+    uni_quant = [2.0, 45.0, 66.0, 80.0, 84.0, 89.0, 98.0, 215.0, 1024.0]
+    for probes, longest in ((bit_flip, len("7.772e-09")), (uni_quant, len("1024"))):
+        ticked = spread(probes)
+        assert ticked[0] == probes[0] and ticked[-1] == probes[-1]  # both ends labelled
+        room = 0.025 * longest * (math.log10(probes[-1]) - math.log10(probes[0]))
+        assert all(math.log10(b) - math.log10(a) >= room for a, b in zip(ticked, ticked[1:]))
+    assert len(spread(uni_quant)) > len(spread(bit_flip))  # short labels need less room
