@@ -40,10 +40,15 @@ def scale_axis(ax: plt.Axes, axis: LevelAxis, levels: Iterable[float]) -> None:
         ax.set_xscale("log")
         if len(damaged) <= 12:  # few levels: tick each one, as the user swept it
             ticked = spread(damaged)
-            ax.set_xticks(ticked, [f"{v:g}" for v in ticked])
+            ax.set_xticks(ticked, [tick_label(v) for v in ticked])
             ax.minorticks_off()
     if not axis.damage_grows_with_level:
         ax.invert_xaxis()  # damage grows rightwards on every panel
+
+
+def tick_label(level: float) -> str:
+    """A level as its tick on a log axis reads (and so the room the tick needs)."""
+    return f"{level:g}"
 
 
 def spread(levels: list[float], share: float = 0.025) -> list[float]:
@@ -54,7 +59,7 @@ def spread(levels: list[float], share: float = 0.025) -> list[float]:
     per character of the longest label, so long labels such as bit_flip's get more room.
     """
     logs = [math.log10(v) for v in levels]
-    gap = share * max(len(f"{v:g}") for v in levels) * (logs[-1] - logs[0])
+    gap = share * max(len(tick_label(v)) for v in levels) * (logs[-1] - logs[0])
     kept = [0]
     for i in range(1, len(levels)):
         if logs[i] - logs[kept[-1]] >= gap:
