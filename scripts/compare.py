@@ -11,7 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from degrade.compare import compare  # noqa: E402
+from degrade.analysis.compare import compare  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
 
 
@@ -23,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from transformers import AutoTokenizer
 
-    from degrade.loading import embedded_dir
+    from degrade.model.loading import embedded_dir
 
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or embedded_dir())
     try:

@@ -20,8 +20,8 @@ try:
     import hydra
     from omegaconf import DictConfig
 
+    from degrade.cli.callbacks import one_line_errors
     from degrade.errors import DegradeError
-    from degrade.hydra_callbacks import one_line_errors
     from degrade.judge.config import register_judge_configs, to_judge_config
     from degrade.judge.frame import log_agreement
     from degrade.judge.runner import judge_run

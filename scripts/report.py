@@ -17,9 +17,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
-from degrade.collect import report_dir  # noqa: E402
+from degrade.analysis.report import write_report  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
-from degrade.report import write_report  # noqa: E402
+from degrade.records.collect import report_dir  # noqa: E402
 
 log = logging.getLogger("degrade")
 

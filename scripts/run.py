@@ -19,11 +19,11 @@ try:
     from hydra.types import RunMode
     from omegaconf import DictConfig, OmegaConf
 
-    from degrade import sweep
-    from degrade.compose import register_configs, to_run_config
-    from degrade.hydra_callbacks import one_line_errors
-    from degrade.joblog import JobFiles
-    from degrade.runner import run_job
+    from degrade.cli import sweep_summary
+    from degrade.cli.callbacks import one_line_errors
+    from degrade.cli.joblog import JobFiles
+    from degrade.config.compose import register_configs, to_run_config
+    from degrade.job.runner import run_job
 except KeyboardInterrupt:  # Ctrl-C while torch and transformers import: one line, no traceback
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][ERROR] interrupted while starting: nothing was run or written\n")
     sys.exit(130)
@@ -45,16 +45,16 @@ def main(cfg: DictConfig) -> None:
             "overrides.yaml": OmegaConf.to_yaml(hc.overrides.task),
         },
         sweep_job=in_sweep,
-        fallback_log=sweep.crash_log(Path(hc.sweep.dir), hc.job.num) if in_sweep else None,
+        fallback_log=sweep_summary.crash_log(Path(hc.sweep.dir), hc.job.num) if in_sweep else None,
     )
     if in_sweep:
-        sweep.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir)
-    outcome = sweep.run_guarded(
+        sweep_summary.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir)
+    outcome = sweep_summary.run_guarded(
         lambda: run_job(to_run_config(cfg), out_dir, OmegaConf.to_yaml(cfg, resolve=True), on_start=files.start),
         files,
     )
     if in_sweep:
-        sweep.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir, outcome)
+        sweep_summary.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir, outcome)
     if outcome.exit_code == 130 or (outcome.exit_code and not in_sweep):
         sys.exit(outcome.exit_code)  # Ctrl-C stops a whole sweep; any other failure stops only its job
 

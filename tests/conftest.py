@@ -10,11 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from degrade.compose import CONF_DIR
-from degrade.compose import compose_config as compose_cfg  # noqa: F401 - the tests' composer
-from degrade.tiny import tiny_config
+from degrade.config.compose import compose_config as compose_cfg  # noqa: F401 - the tests' composer
+from degrade.model.tiny import tiny_config
+from degrade.paths import CONF_DIR
+from degrade.paths import ROOT as REPO_ROOT
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPO_ROOT
 CONF = CONF_DIR
 
 
@@ -43,6 +44,6 @@ def build_tiny(arch: str, dtype: torch.dtype = torch.float32) -> torch.nn.Module
 @pytest.fixture(scope="session")
 def embedded_dir() -> Path:
     """The embedded SmolLM2, converted once into the cache (tokenizer and weights)."""
-    from degrade.loading import embedded_dir
+    from degrade.model.loading import embedded_dir
 
     return embedded_dir()

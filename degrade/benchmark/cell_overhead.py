@@ -7,8 +7,8 @@ from typing import Any
 from degrade.benchmark.context import Context
 from degrade.benchmark.jobs import job_meta
 from degrade.benchmark.timing import result, timed
-from degrade.compose import compose_config
-from degrade.runner import run_job
+from degrade.config.compose import compose_config
+from degrade.job.runner import run_job
 
 # The job's own step timings (metadata.json) that are not generation: the cost of a cell around it.
 OVERHEAD = ("restore_s", "damage_s", "record_s", "views_s")

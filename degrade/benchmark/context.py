@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from degrade.benchmark.progress import Progress
-from degrade.loading import Loaded
+from degrade.model.loading import Loaded
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,6 @@ from typing import Any
 import torch
 import transformers
 
-from degrade import loading
 from degrade.benchmark import (
     cell_overhead,
     generate_efficiency,
@@ -28,7 +27,8 @@ from degrade.benchmark.context import Context, Sizes
 from degrade.benchmark.notes import NOTES
 from degrade.benchmark.progress import Progress
 from degrade.benchmark.timing import foreign_cpu, timed
-from degrade.compose import compose_config
+from degrade.config.compose import compose_config
+from degrade.model import loading
 
 # In-process parts first (they share the model loaded here), then the ones that start processes.
 PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {

@@ -8,14 +8,14 @@ from typing import Any
 
 import torch
 
-from degrade import generation
 from degrade.benchmark.context import Context
 from degrade.benchmark.timing import median_ratio, result, rounded, timed
-from degrade.compose import compose_config
+from degrade.config.compose import compose_config
+from degrade.generation import text
 
 
 def hand_batch(prompts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left-padded input ids and attention mask, built independently of degrade.generation."""
+    """Left-padded input ids and attention mask, built independently of degrade.generation.text."""
     width = max(len(p) for p in prompts)
     ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts], dtype=torch.long)
     mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], dtype=torch.long)
@@ -32,20 +32,20 @@ def raw_config(model: Any, pad: int, tokens: int) -> Any:
 
 
 def measure(ctx: Context) -> dict[str, Any]:
-    """degrade.generation.generate as the cells call it vs model.generate alone: interleaved pairs, medians."""
+    """degrade.generation.text.generate as the cells call it vs model.generate alone: interleaved pairs, medians."""
     loaded, n = ctx.loaded, ctx.sizes.gen_tokens
     cfg = compose_config(f"generation.max_new_tokens={n}")
     model, tok = loaded.model, loaded.tokenizer
-    params = generation.effective_params(model, cfg.generation)
-    encoded = [generation.encode(tok, p.text) for p in cfg.experiment.selected[: ctx.sizes.gen_prompts]]
-    pad = generation.pad_id(tok)
+    params = text.effective_params(model, cfg.generation)
+    encoded = [text.encode(tok, p.text) for p in cfg.experiment.selected[: ctx.sizes.gen_prompts]]
+    pad = text.pad_id(tok)
     ids, mask = hand_batch(encoded, pad)
     config = raw_config(model, pad, n)
 
-    def ours() -> list[generation.Sample]:
+    def ours() -> list[text.Sample]:
         # with a progress criterion, as the cells run it (it reports only every 15 s)
-        progress = generation.Progress(n, lambda *_: None)
-        return generation.generate(model, tok, encoded, params, loaded.device, min_new_tokens=n, progress=progress)
+        progress = text.Progress(n, lambda *_: None)
+        return text.generate(model, tok, encoded, params, loaded.device, min_new_tokens=n, progress=progress)
 
     @torch.inference_mode()
     def raw() -> torch.Tensor:

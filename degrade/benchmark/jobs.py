@@ -11,10 +11,10 @@ from typing import Any
 
 from degrade.benchmark.context import Context
 from degrade.benchmark.timing import timed
-from degrade.store import METADATA
+from degrade.paths import SCRIPTS_DIR
+from degrade.records.store import METADATA
 
-ROOT = Path(__file__).resolve().parents[2]
-RUN = [sys.executable, str(ROOT / "scripts" / "run.py")]
+RUN = [sys.executable, str(SCRIPTS_DIR / "run.py")]
 # What the benchmark keeps from a job's metadata: how it ended, its size, its model load and its step timings.
 META_KEYS = ("status", "error", "start_time", "records", "generated", "model_load_s", "model_cache_hit", "timings")
 

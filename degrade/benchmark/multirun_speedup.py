@@ -9,7 +9,7 @@ from typing import Any
 from degrade.benchmark.context import Context
 from degrade.benchmark.jobs import job_meta, run_script
 from degrade.benchmark.timing import result
-from degrade.store import METADATA
+from degrade.records.store import METADATA
 
 METHODS = ("mult_gauss", "ablation", "uni_quant")
 

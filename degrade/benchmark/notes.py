@@ -12,14 +12,14 @@ NOTES = [
     "Nothing measured is patched: job steps are timed by the job itself (metadata.json: `timings` with restore_s, "
     "damage_s, generate_s, record_s, views_s, load_s, total_s and cells; model_load_s, model_cache_hit), and every "
     "job's figures are kept under raw.",
-    "generate_efficiency: degrade's side is degrade.generation.generate as the cells call it (batch tensors built, "
+    "generate_efficiency: degrade's side is generation.text.generate as the cells call it (batch tensors built, "
     "generation config deep-copied, a progress criterion, model.generate, decode up to EOS); the raw side is "
     "model.generate alone on input_ids/attention_mask built once by hand, with a config made once. Both greedy with "
     "min_new_tokens = max_new_tokens, so both emit prompts × max_new_tokens tokens; same_text checks that the "
     "outputs agree.",
     "restore_vs_copy: Snapshot.restore() (one copy_ per parameter) vs one dst.copy_(src) of a contiguous tensor "
     "with the same bytes; the headline is param_group=mlp_only, param_group=all is reported beside it.",
-    "cell_overhead_share: the default job run by degrade.runner.run_job in this process, on the model already "
+    "cell_overhead_share: the default job run by degrade.job.runner.run_job in this process, on the model already "
     "loaded (model_cache_hit true, load_s 0); (restore_s + damage_s + record_s + views_s) ÷ total_s of its "
     "metadata timings. damage_s includes the damaged weights' fingerprint; record_s is building the records and "
     "appending them to the journal; views_s is rebuilding the JSON and Parquet views. other_s is total_s less "

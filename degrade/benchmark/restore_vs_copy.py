@@ -9,9 +9,9 @@ import torch
 
 from degrade.benchmark.context import Context
 from degrade.benchmark.timing import median_ratio, result, rounded, timed
-from degrade.compose import compose_config
-from degrade.params import resolve_group
-from degrade.restore import Snapshot
+from degrade.config.compose import compose_config
+from degrade.model.groups import resolve_group
+from degrade.model.restore import Snapshot
 
 HEADLINE = "mlp_only"  # the default group
 GROUPS = (HEADLINE, "all")

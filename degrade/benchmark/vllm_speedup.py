@@ -17,7 +17,7 @@ import pandas as pd
 from degrade.benchmark.context import Context
 from degrade.benchmark.jobs import job_meta, run_script
 from degrade.benchmark.timing import result
-from degrade.store import METADATA
+from degrade.records.store import METADATA
 
 VARIANTS = ("gauss_attn", "gauss_mlp", "gauss_embed")
 BACKENDS = ("transformers", "vllm")

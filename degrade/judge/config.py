@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Any, List, Optional  # noqa: UP035 - typing.List, as degrade/config.py, for OmegaConf
+from typing import Any, List, Optional  # noqa: UP035 - typing.List, as degrade/config/schema.py, for OmegaConf
 
 from omegaconf import MISSING
 
@@ -137,7 +137,7 @@ def register_judge_configs() -> None:
 
 def to_judge_config(cfg: Any) -> JudgeAppConfig:
     """The composed ``DictConfig`` as a checked :class:`JudgeAppConfig` (unknown keys refused in one line)."""
-    from degrade.compose import to_typed
+    from degrade.config.compose import to_typed
 
     return to_typed(cfg, "judge")
 
@@ -146,7 +146,7 @@ def compose_judge_config(*overrides: str) -> JudgeAppConfig:
     """``conf/judge.yaml`` composed with ``overrides``, typed and checked (for notebooks and tests)."""
     from hydra import compose, initialize_config_dir
 
-    from degrade.compose import CONF_DIR
+    from degrade.paths import CONF_DIR
 
     register_judge_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):

@@ -1,6 +1,6 @@
 """Judgments joined to their records, for the report; and how far the judge agrees with the rules.
 
-:func:`judgments_frame` reads every record under a dir (:func:`degrade.collect.collect`) and adds,
+:func:`judgments_frame` reads every record under a dir (:func:`degrade.records.collect.collect`) and adds,
 for each rubric judged there, its fields as typed numeric columns ``judge_<rubric>_<field>``
 (integers and booleans as ``Int64``, booleans as 0/1; numbers as ``Float64``; choices as strings)
 and ``judge_<rubric>_status`` (``ok``, ``failed``, or missing where the record was not judged).
@@ -16,9 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from degrade.collect import collect
 from degrade.judge.store import JOURNAL, field_types, read_judgments
-from degrade.records import KEY_FIELDS
+from degrade.records.collect import collect
+from degrade.records.contract import KEY_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ def judgments_frame(root: Path | str) -> pd.DataFrame:
 
 
 def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
-    """``records`` (as :func:`degrade.collect.collect` read them from ``root``) with the judgments under ``root``.
+    """``records`` (as ``records.collect.collect`` read them from ``root``) with the judgments under ``root``.
 
     Where a rubric was judged with several settings (another judge model, an edited rubric), the
     most recent judge hash is used, and a warning names the others.

@@ -1,4 +1,4 @@
-"""The ``local`` backend: a judge model loaded in process through :func:`degrade.loading.load`, greedy.
+"""The ``local`` backend: a judge model loaded in process through :func:`degrade.model.loading.load`, greedy.
 
 Two ways to get the JSON answer (``judge.backend.json_mode``):
 
@@ -19,12 +19,12 @@ from typing import Any
 import torch
 from transformers import StoppingCriteria
 
-from degrade.config import ModelConfig
-from degrade.generation import generate
+from degrade.config.schema import ModelConfig
+from degrade.generation.text import generate
 from degrade.judge import constrained
 from degrade.judge.backends import Completion
-from degrade.loading import load
-from degrade.records import GenParams
+from degrade.model.loading import load
+from degrade.records.contract import GenParams
 
 log = logging.getLogger(__name__)
 

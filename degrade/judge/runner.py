@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from degrade.collect import collect
 from degrade.judge.backends import Backend, make_backend
 from degrade.judge.dryrun import estimate
 from degrade.judge.rubric import (
@@ -30,7 +29,8 @@ from degrade.judge.rubric import (
 )
 from degrade.judge.select import Item, select
 from degrade.judge.store import JudgmentStore, judgment_key
-from degrade.records import KEY_FIELDS
+from degrade.records.collect import collect
+from degrade.records.contract import KEY_FIELDS
 
 log = logging.getLogger(__name__)
 

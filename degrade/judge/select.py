@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from degrade.records import record_key
+from degrade.records.contract import record_key
 
 
 @dataclass(frozen=True)
@@ -45,7 +45,7 @@ def sample_size(sample: float | None, n: int) -> int:
 
 
 def select(records: pd.DataFrame, rubric: Any, sample: float | None, seed: int) -> list[Item]:
-    """The records of ``records`` (from :func:`degrade.collect.collect`) that ``rubric`` judges, in a stable order."""
+    """The records of ``records`` (from ``records.collect.collect``) that ``rubric`` judges, in a stable order."""
     chosen: list[Item] = []
     frame = applicable(records, rubric)
     for (job, _, _), cell in frame.groupby(["job_dir", "level_value", "repeat_index"], sort=True):

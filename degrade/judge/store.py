@@ -21,8 +21,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.records import KEY_FIELDS, record_key
-from degrade.store import write_atomic
+from degrade.records.contract import KEY_FIELDS, record_key
+from degrade.records.store import write_atomic
 
 log = logging.getLogger(__name__)
 

@@ -2,7 +2,7 @@
 
 The weights stay clean: the method attaches a forward hook to the module of each parameter of
 the group (the projection, the embedding, the norm), and restoring the model removes the hooks
-(:meth:`degrade.restore.Snapshot.restore`). Each output vector (the last dimension, one token of
+(:meth:`degrade.model.restore.Snapshot.restore`). Each output vector (the last dimension, one token of
 one prompt) takes noise of σ times its own spread: y ← y + σ·std(y)·ε, ε ~ N(0, 1).
 
 Each hook draws from its own generator, seeded per (seed, repeat, parameter) when the cell is
@@ -18,10 +18,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade import hooks
 from degrade.methods.registry import LevelAxis, register_group
-from degrade.params import ResolvedGroup
-from degrade.weights import Seeding
+from degrade.methods.seeding import Seeding
+from degrade.model import hooks
+from degrade.model.groups import ResolvedGroup
 
 
 def noisy(level: float, generator: torch.Generator) -> hooks.Hook:

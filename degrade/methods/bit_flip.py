@@ -16,11 +16,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade import quant4
 from degrade.errors import DegradeError
 from degrade.methods.registry import LevelAxis, Option, register_group
-from degrade.params import ResolvedGroup
-from degrade.weights import Seeding
+from degrade.methods.seeding import Seeding
+from degrade.model import quant4
+from degrade.model.groups import ResolvedGroup
 
 # dtype → (the integer type of its bits, mantissa bits, exponent bits); the sign is the top bit.
 LAYOUTS: dict[torch.dtype, tuple[torch.dtype, int, int]] = {

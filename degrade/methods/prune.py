@@ -13,10 +13,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade import weights
 from degrade.methods.registry import LevelAxis, Option, register_group
-from degrade.params import ResolvedGroup
-from degrade.weights import Seeding
+from degrade.methods.seeding import Seeding
+from degrade.model.groups import ResolvedGroup
 
 
 def smallest(magnitude: torch.Tensor, k: int) -> torch.Tensor:
@@ -50,12 +49,12 @@ def prune_magnitude(
     params = [model.get_parameter(t.name) for t in group.targets]
     if options["scope"] == "tensor":
         for param in params:
-            values = weights.read(param)
+            values = seeding.read(param)
             mask = smallest(values.abs().reshape(-1), round(level * values.numel()))
-            weights.write(param, values.masked_fill(mask.view(values.shape), 0.0))
+            seeding.write(param, values.masked_fill(mask.view(values.shape), 0.0))
         return
-    magnitude = torch.cat([weights.read(p).abs().reshape(-1).to(params[0].device) for p in params])
+    magnitude = torch.cat([seeding.read(p).abs().reshape(-1).to(params[0].device) for p in params])
     mask = smallest(magnitude, round(level * magnitude.numel()))
     for param, part in zip(params, mask.split([t.numel for t in group.targets])):
-        values = weights.read(param)
-        weights.write(param, values.masked_fill(part.to(values.device).view(values.shape), 0.0))
+        values = seeding.read(param)
+        seeding.write(param, values.masked_fill(part.to(values.device).view(values.shape), 0.0))

@@ -3,7 +3,7 @@
 A method damages a resolved parameter group in place through one group-level signature,
 ``apply(model, group, level, *, seeding, options)``. Most methods act on each tensor alone and
 are written as a pure per-tensor function ``(weight, level, *, generator) -> Tensor`` registered
-with :func:`register`, which wraps it in :func:`degrade.weights.elementwise`. Methods that need the
+with :func:`register`, which wraps it in :func:`degrade.methods.seeding.elementwise`. Methods that need the
 whole group (a threshold across tensors, heads and neurons spanning several projections, forward
 hooks) register their group-level function with :func:`register_group`.
 """
@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from degrade.errors import ConfigError
-from degrade.params import ResolvedGroup
-from degrade.weights import Seeding, elementwise
+from degrade.methods.seeding import Seeding, elementwise
+from degrade.model.groups import ResolvedGroup
 
 MethodFn = Callable[..., torch.Tensor]
 GroupFn = Callable[..., None]

@@ -1,6 +1,6 @@
 """``neuron_ablation``: zero whole units with probability p — MLP neurons, attention heads or whole layers.
 
-``degradation.options.unit`` picks the unit (see :mod:`degrade.structure` for where each sits):
+``degradation.options.unit`` picks the unit (see :mod:`degrade.model.structure` for where each sits):
 
 - ``neuron``: an intermediate unit of the MLP, its row of gate and up and its column of down;
 - ``head``: a query head, its rows of q and its columns of the output projection; a key/value
@@ -22,12 +22,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from degrade import quant4
 from degrade.errors import DegradeError
 from degrade.methods.registry import LevelAxis, Option, register_group
-from degrade.params import ResolvedGroup
-from degrade.structure import UNITS, Slot, slot
-from degrade.weights import Seeding
+from degrade.methods.seeding import Seeding
+from degrade.model import quant4
+from degrade.model.groups import ResolvedGroup
+from degrade.model.structure import UNITS, Slot, slot
 
 HOLDERS = {
     "neuron": "MLP neurons (mlp_gate, mlp_up, mlp_down, e.g. param_group=mlp)",

@@ -5,7 +5,7 @@ experiment.n_rep=n``, launched through the configured launcher (on SLURM each pr
 and named by its overrides, so re-running the same search with the same ``hydra.sweep.dir``
 finds every finished probe and generates nothing again. The searches of a grid advance
 together: each round launches one batch holding the next probe of every unfinished search.
-The search itself is :mod:`degrade.breakpoint`; reading and writing, :mod:`degrade.breakpoint_files`.
+The search itself is :mod:`degrade.search.bisection`; reading and writing, :mod:`degrade.search.files`.
 """
 
 # No `from __future__ import annotations`: Hydra's plugin scan runs this module outside sys.modules, where
@@ -23,11 +23,11 @@ from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
 
-from degrade.breakpoint import Axis, Bisection, Criterion
-from degrade.breakpoint_files import Search, SearchRecord, check_measure, detail, measure_job, write_results
+from degrade.cli.sweep_summary import RUN_ID_ENV, one_line, read_statuses
 from degrade.errors import ConfigError, DegradeError
 from degrade.methods import METHODS, level_axis
-from degrade.sweep import RUN_ID_ENV, one_line, read_statuses
+from degrade.search.bisection import Axis, Bisection, Criterion
+from degrade.search.files import Search, SearchRecord, check_measure, detail, measure_job, write_results
 
 log = logging.getLogger(__name__)
 
@@ -125,7 +125,7 @@ class BisectSweeper(Sweeper):
     def failures(sweep_dir: Path, batch: list[tuple[str, ...]], returns: list[Any], first: int) -> dict[tuple, str]:
         """The probes of this batch that did not end ``done`` in this run, with their one-line error.
 
-        Read from the status each job reported for this run (:mod:`degrade.sweep`), which every launcher's
+        Read from the status each job reported for this run (:mod:`degrade.cli.sweep_summary`), which every launcher's
         job writes: a job refused now (its dir holds records of other settings) leaves its old ``done``
         metadata in place, so the dir alone cannot tell.
         """

@@ -1,0 +1,1 @@
+"""Reading records back: the report, its statistics and plots, and comparing two runs."""

@@ -1,0 +1,146 @@
+"""The statistics table: per line (experiment, model, method, group, settings), measure and level.
+
+One row per level with its mean and bootstrap interval, Cohen's d against level 0 and its
+interval, and the min–max normalised mean; the line's critical level and Spearman test repeat
+on each of its rows, so the CSV stays one tidy table.
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from degrade.analysis.stats.effects import (
+    N_BOOT,
+    cohens_d,
+    cohens_d_array,
+    critical_level,
+    interval,
+    nested_bootstrap,
+    spearman_decline,
+)
+from degrade.analysis.stats.measures import Measure, measures_in, values
+from degrade.methods import LevelAxis, level_axis
+
+SETTINGS = "settings_hash"
+LINE = ["experiment", "model_name", "degradation_method", "param_group_name", SETTINGS]
+LEVEL_COLUMNS = ["n", "n_rep", "mean", "ci_low", "ci_high", "sd", "d", "d_ci_low", "d_ci_high", "normalised"]
+PER_LINE = ["critical_level", "critical_how", "spearman_rho", "spearman_p"]
+
+
+def line_key(named: dict[str, Any]) -> tuple:
+    """A line's key with nulls as None (pandas groups a None key as NaN)."""
+    return tuple(None if pd.isna(named[c]) else named[c] for c in LINE)
+
+
+def level_stats(df: pd.DataFrame, *, seed: int = 0, n_boot: int = N_BOOT) -> pd.DataFrame:
+    """The statistics of every measure the records hold, per line and level.
+
+    Args:
+        df: Records, as :func:`degrade.records.collect.collect` returns them (a ``settings_hash``
+            column is optional: without it every method and group is one line).
+        seed: Seeds the bootstrap; each (line, measure) draws from its own stream, so a table
+            does not change when another line is added.
+        n_boot: Bootstrap resamples per level.
+
+    Returns:
+        Columns ``LINE``, measure, better, level_value, n, n_rep, mean, ci_low, ci_high, sd, d,
+        d_ci_low, d_ci_high, normalised, critical_level, critical_how, spearman_rho, spearman_p;
+        levels in the method's order of damage, level 0 (clean) first.
+    """
+    if SETTINGS not in df:
+        df = df.assign(**{SETTINGS: None})
+    rows: list[dict[str, Any]] = []
+    for key, line in df.groupby(LINE, dropna=False, sort=False):
+        named = dict(zip(LINE, line_key(dict(zip(LINE, key)))))
+        axis = level_axis(named["degradation_method"])
+        for measure in measures_in(line):
+            stream = zlib.crc32(repr((*named.values(), measure.column)).encode())
+            rng = np.random.default_rng([seed, stream])
+            rows += [{**named, **row} for row in _measure_rows(line, measure, axis, rng, n_boot)]
+    return pd.DataFrame(rows, columns=[*LINE, "measure", "better", "level_value", *LEVEL_COLUMNS, *PER_LINE])
+
+
+def _measure_rows(
+    line: pd.DataFrame, measure: Measure, axis: LevelAxis, rng: np.random.Generator, n_boot: int
+) -> list[dict[str, Any]]:
+    frame = pd.DataFrame(
+        {"level": line["level_value"].to_numpy(), "rep": line["repeat_index"].to_numpy(), "v": values(line, measure)}
+    ).dropna(subset=["v"])
+    if measure.per_level:  # one value per level, repeated on every record: a single sample of it
+        frame = frame.drop_duplicates("level").assign(rep=0)
+    levels = sorted(frame["level"].unique(), key=axis.damage_order)
+    rows, draws = [], {}
+    for level in levels:
+        cell = frame[frame["level"] == level]
+        draws[level] = nested_bootstrap(cell["v"].to_numpy(), cell["rep"].to_numpy(), rng, n_boot)
+        v = cell["v"].to_numpy()
+        low, high = interval(draws[level].mean)
+        sd = float(np.std(v, ddof=1)) if len(v) > 1 else math.nan
+        row = {"level_value": float(level), "n": len(v), "n_rep": cell["rep"].nunique(), "mean": float(v.mean())}
+        rows.append({**row, "ci_low": low, "ci_high": high, "sd": sd})
+    clean = next((r for r in rows if r["level_value"] == 0), None)
+    for row in rows:
+        row.update(_effect(row, clean, draws))
+    critical, how = critical_level([r["level_value"] for r in rows], [r["d"] for r in rows], axis)
+    if measure.per_level:
+        how = "one value per level (no spread)"
+    rank = {level: i for i, level in enumerate(levels)}
+    rho, p = spearman_decline(frame["level"].map(rank).to_numpy(float), frame["v"].to_numpy(), measure.better)
+    means = np.array([r["mean"] for r in rows])
+    spread = means.max() - means.min()
+    normalised = (means - means.min()) / spread if spread > 0 else np.full(len(means), np.nan)
+    if measure.better == "lower":
+        normalised = 1 - normalised  # up is better on every normalised curve
+    common = {"critical_level": critical, "critical_how": how, "spearman_rho": rho, "spearman_p": p}
+    return [
+        {"measure": measure.column, "better": measure.better, **row, "normalised": float(x), **common}
+        for row, x in zip(rows, normalised)
+    ]
+
+
+def _effect(row: dict[str, Any], clean: dict[str, Any] | None, draws: dict) -> dict[str, float]:
+    if clean is None:
+        return {"d": math.nan, "d_ci_low": math.nan, "d_ci_high": math.nan}
+    if row is clean:
+        return {"d": 0.0, "d_ci_low": math.nan, "d_ci_high": math.nan}
+    d = cohens_d(row["mean"], row["sd"], row["n"], clean["mean"], clean["sd"], clean["n"])
+    mine, base = draws[row["level_value"]], draws[0.0]
+    low, high = interval(cohens_d_array(mine.mean, mine.sd, mine.n, base.mean, base.sd, base.n))
+    return {"d": d, "d_ci_low": low, "d_ci_high": high}
+
+
+def critical_table(stats: pd.DataFrame) -> pd.DataFrame:
+    """One row per line and measure: its critical level, how it was found, and the Spearman test."""
+    keep = [*LINE, "measure", "better", *PER_LINE]
+    return stats[keep].drop_duplicates([*LINE, "measure"]).reset_index(drop=True)
+
+
+def ranking(stats: pd.DataFrame) -> pd.DataFrame:
+    """The vulnerability ranking: per model, method, group and settings, the (experiment, measure)
+    pairs ordered by critical level, the first to break first; those never reaching it last.
+
+    Returns:
+        The critical table with a ``rank`` column (1 = most vulnerable; equal levels share a rank;
+        null when not reached).
+    """
+    table = critical_table(stats)
+    order = [
+        level_axis(m).damage_order(c) if not math.isnan(c) else math.inf
+        for m, c in zip(table["degradation_method"], table["critical_level"])
+    ]
+    table = table.assign(_order=order)
+    parts = []
+    for _, part in table.groupby([c for c in LINE if c != "experiment"], dropna=False, sort=False):
+        part = part.sort_values("_order", kind="stable")
+        ranks = part["_order"].rank(method="min")  # equal critical levels share a rank
+        parts.append(
+            part.assign(
+                rank=pd.array([int(r) if o < math.inf else None for r, o in zip(ranks, part["_order"])], dtype="Int64")
+            )
+        )
+    return pd.concat(parts).drop(columns="_order").reset_index(drop=True)

@@ -1,0 +1,1 @@
+"""Hydra glue: the command callback, the sweep summary and the job log handler."""

@@ -1,0 +1,1 @@
+"""Typed config schemas, the experiment schema, and composing a config outside Hydra's entry point."""

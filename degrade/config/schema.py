@@ -1,0 +1,244 @@
+"""Typed schemas for every config group, registered in Hydra's ConfigStore.
+
+Each YAML file of a group extends its ``base_*`` schema through its defaults list, so a
+misspelt key or a wrong type fails when Hydra composes the config. Range and cross-field
+checks live in ``__post_init__`` and fire at ``OmegaConf.to_object``, before any model
+loads; they raise :class:`ConfigError` naming the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+from omegaconf import MISSING
+
+from degrade.config.experiment import (  # noqa: F401 - the experiment group's schemas, re-exported
+    REFERENCE_TEXT,
+    ExperimentConfig,
+    ImageConfig,
+    PerplexityConfig,
+    PromptConfig,
+)
+from degrade.errors import ConfigError
+from degrade.methods import METHODS, check_options, method, resolve_levels
+from degrade.model.groups import KINDS, TOWERS
+
+BACKENDS = ("auto", "transformers", "unsloth", "vllm")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+FORMATS = ("json", "parquet")
+
+
+def _require(ok: bool, key: str, problem: str) -> None:
+    if not ok:
+        raise ConfigError(key, problem)
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    source: Optional[str] = None  # hub id, local dir, .gguf file, or package:<name> (a GGUF inside a package)
+    random_arch: Optional[str] = None  # with no source: build a tiny random model of this architecture
+    backend: str = "auto"
+    dtype: str = "float32"
+    load_4bit: bool = False
+    max_seq_length: int = 2048
+    multimodal: bool = False
+    engine_memory: Optional[float] = None  # vllm: the share of memory its engine reserves (null: derived)
+
+    def __post_init__(self) -> None:
+        from degrade.model.tiny import RANDOM_ARCHS, VLM_CONFIGS
+
+        _require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
+        _require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        _require(self.max_seq_length > 0, "model.max_seq_length", f"{self.max_seq_length}; must be > 0")
+        if self.engine_memory is not None:
+            _require(0 < self.engine_memory < 1, "model.engine_memory", f"{self.engine_memory}; must be in (0, 1)")
+        if self.backend == "vllm":
+            _require(not self.load_4bit, "model.load_4bit", "true: not built for model.backend=vllm; use transformers")
+            _require(not self.multimodal, "model.backend", "vllm: images are not built for it; use transformers")
+        _require(
+            self.source is not None or self.random_arch is not None,
+            "model.source",
+            "missing; give a hub id, a local directory or a .gguf file",
+        )
+        if self.source is None:
+            _require(
+                self.random_arch in RANDOM_ARCHS,
+                "model.random_arch",
+                f"{self.random_arch!r}; allowed: {', '.join(RANDOM_ARCHS)}",
+            )
+            _require(
+                self.multimodal == (self.random_arch in VLM_CONFIGS),
+                "model.multimodal",
+                f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}",
+            )
+
+
+@dataclass
+class LevelRange:
+    min: Optional[float] = None
+    max: Optional[float] = None
+    steps: Optional[int] = None
+    spacing: str = "linear"  # linear | geometric
+
+    @property
+    def given(self) -> bool:
+        return any(v is not None for v in (self.min, self.max, self.steps))
+
+
+@dataclass
+class DegradationConfig:
+    name: str = MISSING  # the preset's name, as typed on the command line
+    method: str = MISSING
+    levels: Optional[List[float]] = None  # the sweep, in order
+    range: LevelRange = field(default_factory=LevelRange)  # when given, replaces levels
+    common_noise: bool = True  # one noise draw per repetition, scaled by the level
+    options: Dict[str, Any] = field(default_factory=dict)  # the method's own options (its registration lists them)
+
+    def __post_init__(self) -> None:
+        _require(
+            self.method in METHODS,
+            "degradation.method",
+            f"unknown {self.method!r}; allowed: {', '.join(sorted(METHODS))}",
+        )
+        key = "degradation.range" if self.range.given else "degradation.levels"
+        spec = (
+            {k: v for k, v in dataclasses.asdict(self.range).items() if v is not None}
+            if self.range.given
+            else self.levels
+        )
+        _require(
+            spec is not None,
+            key,
+            "missing; give a list such as [0, 0.1, 0.2] or degradation.range="
+            "{min: 0, max: 1, steps: 5, spacing: linear}",
+        )
+        try:
+            self.levels = resolve_levels(spec, self.method)
+        except ValueError as exc:
+            raise ConfigError(key, str(exc)) from None
+        self.options = check_options(self.method, self.options)
+
+
+@dataclass
+class ParamGroupConfig:
+    name: str = MISSING
+    kinds: List[str] = MISSING  # module kinds, see degrade.model.groups.KINDS
+    tower: str = "language"  # language | vision | all
+    layers: Optional[List[int]] = None  # [start, stop) over decoder layers
+    exclude: List[str] = field(default_factory=list)  # regular expressions on parameter names
+
+    def __post_init__(self) -> None:
+        unknown = [k for k in self.kinds if k not in KINDS]
+        _require(
+            bool(self.kinds) and not unknown, "param_group.kinds", f"{unknown or 'empty'}; allowed: {', '.join(KINDS)}"
+        )
+        _require(self.tower in TOWERS, "param_group.tower", f"{self.tower!r}; allowed: {', '.join(TOWERS)}")
+        if self.layers is not None:
+            ok = len(self.layers) == 2 and 0 <= self.layers[0] < self.layers[1]
+            _require(ok, "param_group.layers", f"{self.layers}; give [start, stop) with 0 ≤ start < stop")
+
+
+@dataclass
+class GenerationConfig:
+    name: str = MISSING
+    max_new_tokens: int = 350
+    do_sample: bool = True
+    temperature: Optional[float] = None  # null: the model's generation config decides
+    top_k: Optional[int] = None
+    top_p: Optional[float] = None
+    repetition_penalty: Optional[float] = None
+    max_batch_size: int = 40
+
+    def __post_init__(self) -> None:
+        _require(self.max_new_tokens >= 1, "generation.max_new_tokens", f"{self.max_new_tokens}; must be ≥ 1")
+        _require(self.max_batch_size >= 1, "generation.max_batch_size", f"{self.max_batch_size}; must be ≥ 1")
+        _require(
+            self.temperature is None or self.temperature > 0,
+            "generation.temperature",
+            f"{self.temperature}; must be > 0 (use generation=greedy for no sampling)",
+        )
+        _require(self.top_k is None or self.top_k >= 0, "generation.top_k", f"{self.top_k}; must be ≥ 0")
+        _require(self.top_p is None or 0 < self.top_p <= 1, "generation.top_p", f"{self.top_p}; must be in (0, 1]")
+        _require(
+            self.repetition_penalty is None or self.repetition_penalty > 0,
+            "generation.repetition_penalty",
+            f"{self.repetition_penalty}; must be > 0",
+        )
+
+
+@dataclass
+class MemoryConfig:
+    critical_percent: float = 95.0  # save and stop above this
+    warn_percent: float = 90.0  # warn and pause 1 s above this
+    grow_below_percent: float = 40.0  # grow the batch toward max_batch_size below this
+
+    def __post_init__(self) -> None:
+        ok = 0 < self.grow_below_percent < self.warn_percent <= self.critical_percent <= 100
+        _require(ok, "memory", "thresholds must satisfy 0 < grow_below_percent < warn_percent ≤ critical_percent ≤ 100")
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig = MISSING
+    experiment: ExperimentConfig = MISSING
+    degradation: DegradationConfig = MISSING
+    param_group: ParamGroupConfig = MISSING
+    generation: GenerationConfig = MISSING
+    memory: MemoryConfig = field(default_factory=MemoryConfig)
+    seed: int = 42
+    device: str = "auto"  # auto | cpu | cuda | cuda:N
+    name_suffix: str = "${experiment.name}"
+    formats: List[str] = field(default_factory=lambda: list(FORMATS))
+    force_run: bool = False
+    dry_run: bool = False
+    save_every: int = 0  # rebuild the JSON/Parquet views every N batches (0: at the end of each cell)
+    restore_strategy: str = "subset_in_memory"
+    verify_restore: bool = False  # check the weights fingerprint after every restore
+
+    def __post_init__(self) -> None:
+        bad = [f for f in self.formats if f not in FORMATS]
+        _require(not bad, "formats", f"{bad}; allowed: {', '.join(FORMATS)}")
+        _require(
+            self.restore_strategy == "subset_in_memory",
+            "restore_strategy",
+            f"{self.restore_strategy!r}; allowed: subset_in_memory",
+        )
+        _require(self.save_every >= 0, "save_every", f"{self.save_every}; must be ≥ 0")
+        _require(
+            self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
+            "device",
+            f"{self.device!r}; allowed: auto, cpu, cuda, cuda:N",
+        )
+        _require(
+            bool(self.name_suffix) and "/" not in self.name_suffix,
+            "name_suffix",
+            f"{self.name_suffix!r}; must be non-empty, without '/'",
+        )
+        if self.model.backend == "vllm" and method(self.degradation.method).forward_hooks:
+            raise ConfigError(
+                f"degradation={self.degradation.method}",
+                "acts through forward hooks, which model.backend=vllm cannot run (the engine has its own modules); "
+                "use model.backend=transformers",
+            )
+        image = self.experiment.image
+        if image.enabled and not self.model.multimodal:
+            raise ConfigError(
+                "experiment.image.enabled",
+                f"model {self.model.name} is text-only and cannot see an image; pick a multimodal "
+                "model (model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false",
+            )
+        if image.enabled:
+            _require(
+                bool(image.path),
+                "experiment.image.path",
+                "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>",
+            )
+            _require(Path(image.path).expanduser().is_file(), "experiment.image.path", f"{image.path}: no such file")
+
+    @property
+    def seed_base(self) -> int:
+        return self.experiment.seed if self.experiment.seed is not None else self.seed

@@ -1,0 +1,1 @@
+"""One job top to bottom: settings, preparation, cells, the dry run and provenance."""

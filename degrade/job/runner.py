@@ -1,0 +1,300 @@
+"""One job: check its dir, load once, then for every cell restore, damage, generate, score and record.
+
+A job dir belongs to one configuration (:mod:`degrade.job.settings`): a job resumes only when the
+settings that shape its records are unchanged, and is refused, writing nothing, when they are not.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from degrade.config.schema import RunConfig
+from degrade.job import dryrun, provenance
+from degrade.job.cells import Cell, CellRunner, cells
+from degrade.job.prepare import Prepared, Prompt, prepare, shown
+from degrade.job.settings import (
+    read_previous,
+    record_settings,
+    refuse_other_settings,
+    refuse_other_weights,
+    settings_hash,
+)
+from degrade.records import jobdir
+from degrade.records.contract import JobFacts
+from degrade.records.store import METADATA, RecordStore, write_json
+
+log = logging.getLogger(__name__)
+
+_MODEL_FACTS = ("model", "model_load_s", "model_cache_hit", "device", "device_name", "param_group")
+
+
+@dataclass
+class JobSummary:
+    out_dir: Path
+    records: int
+    generated: int
+    skipped: int
+    seconds: float
+    plan: dict | None = None
+
+
+def safe_name(text: str) -> str:
+    return text.replace("/", "-").replace("|", "-")
+
+
+def json_name(cfg: RunConfig) -> str:
+    """The original study's file name: ``outputs_{method}_{model}_{name_suffix}.json``."""
+    return f"outputs_{cfg.degradation.method}_{safe_name(cfg.model.name)}_{safe_name(cfg.name_suffix)}.json"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+class Job:
+    """The state of one job; :func:`run_job` is the way in."""
+
+    def __init__(self, cfg: RunConfig, out_dir: Path, resolved_yaml: str, on_start: Callable[[], None] | None) -> None:
+        self.cfg, self.out_dir, self.on_start = cfg, out_dir, on_start
+        self.store = RecordStore(out_dir, json_name(cfg), cfg.formats)
+        self.settings = record_settings(cfg)
+        self.meta: dict[str, Any] = {
+            "status": "running",
+            "start_time": _now(),
+            "config_hash": provenance.config_hash(resolved_yaml),
+            "settings_hash": settings_hash(self.settings),
+            "settings": self.settings,
+            **provenance.git_state(),
+            "versions": provenance.versions(),
+            "environment": provenance.environment(),
+        }
+        self.shown = shown(cfg.experiment)
+        self.cells = cells(cfg)
+        self.started = time.perf_counter()
+
+    # -- the way through a job, top to bottom ------------------------------------------------------------
+
+    def run(self) -> JobSummary:
+        if self.cfg.dry_run:
+            return self.dry_run()
+        with jobdir.locked(self.out_dir):  # one writer per job dir: a second copy of the command stops at once
+            previous = {} if self.cfg.force_run else read_previous(self.out_dir)
+            refuse_other_settings(self.out_dir, previous, self.settings)
+            # what the earlier run said of its model stays true when this run loads none (nothing left to run)
+            self.meta = {**{k: previous[k] for k in _MODEL_FACTS if k in previous}, **self.meta}
+            self.read(repair=False)
+            work = self.work()
+            self.log_plan(work)
+            prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
+            if prepared is not None:
+                refuse_other_weights(self.out_dir, previous, prepared.snapshot.clean_fingerprint)
+            self.start()
+            self.read(repair=True)  # the journal again, now repairing it (a torn line kept aside, views adopted)
+            return self.execute(self.work(), prepared)
+
+    def dry_run(self) -> JobSummary:
+        """The plan, a time and memory estimate; nothing written."""
+        self.read(repair=False)
+        work = self.work()
+        self.log_plan(work)
+        prepared = prepare(self.cfg, self.shown.prompts)
+        try:
+            plan = dryrun.estimate(
+                prepared.loaded,
+                prepared.snapshot.nbytes,
+                work,
+                prepared.encoded,
+                prepared.params,
+                cells=len(self.cells),
+                max_batch_size=self.cfg.generation.max_batch_size,
+                engine=prepared.engine,
+            )
+        finally:
+            prepared.snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded
+        return self.summary(work, plan)
+
+    def read(self, *, repair: bool) -> None:
+        """The records already in the dir (none with ``force_run``); ``repair`` lets the store mend what it finds."""
+        self.store.reset()
+        if not self.cfg.force_run:
+            self.store.load(repair=repair)
+
+    def work(self) -> dict[Cell, list[Prompt]]:
+        """The prompts each cell still needs: those without a record."""
+        return {c: [p for p in self.shown.prompts if not self.store.has(self.key(c, p))] for c in self.cells}
+
+    def log_plan(self, work: dict[Cell, list[Prompt]]) -> None:
+        if self.store.records:
+            log.info("resuming: %d records already in %s", len(self.store.records), self.store.journal)
+        prompts, missing = self.shown.prompts, self.missing(work)
+        log.info(
+            "plan: %d cells × %d prompts = %d generations, %d to run",
+            len(self.cells),
+            len(prompts),
+            len(self.cells) * len(prompts),
+            missing,
+        )
+        self.log_changed_prompts()
+        if missing and not self.cfg.generation.do_sample and self.cfg.experiment.n_rep > 1:
+            log.info(
+                "greedy decoding: repetitions differ only by their damage draw, so at level 0 (the clean "
+                "model) the %d repetitions are identical",
+                self.cfg.experiment.n_rep,
+            )
+
+    def start(self) -> None:
+        """The job takes its dir: from here on it writes."""
+        if self.on_start is not None:
+            self.on_start()
+        jobdir.claim(self.out_dir)
+        if self.cfg.force_run:
+            self.store.set_aside()
+        write_json(self.out_dir / METADATA, self.meta)
+
+    def execute(self, work: dict[Cell, list[Prompt]], prepared: Prepared | None) -> JobSummary:
+        runner = None
+        try:
+            if prepared is not None and self.missing(work):
+                runner = self.run_cells(work, prepared)
+            self.meta["status"] = "done"
+        except KeyboardInterrupt:
+            self.meta["status"] = "interrupted"
+            raise
+        except BaseException as exc:
+            self.meta.update(status="failed", error=str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise
+        finally:  # interrupted or not, the views and metadata match the journal
+            self.finish(runner, prepared)
+        return self.summary(work)
+
+    def run_cells(self, work: dict[Cell, list[Prompt]], prepared: Prepared) -> CellRunner:
+        loaded = prepared.loaded
+        self.meta.update(
+            model={
+                "name": self.cfg.model.name,
+                "source": loaded.source,
+                "backend": loaded.backend,
+                "load_s": round(loaded.load_s, 3),
+                "weights_fingerprint": prepared.snapshot.clean_fingerprint,
+            },
+            model_load_s=round(loaded.load_s, 3),
+            model_cache_hit=loaded.cache_hit,
+            device=str(prepared.device),
+            device_name=provenance.device_name(prepared.device),
+            param_group=prepared.group.summary(),
+        )
+        write_json(self.out_dir / "param_group.json", prepared.group.summary())
+        runner = CellRunner(self.cfg, prepared, self.shown, self.store, self.facts(prepared), self.missing(work))
+        try:
+            for number, (cell, prompts) in enumerate(work.items(), start=1):
+                if prompts:
+                    runner.run(number, len(work), cell, prompts)
+        finally:
+            prepared.snapshot.restore()  # a model reused by the next job of a multirun starts clean
+        return runner
+
+    def finish(self, runner: CellRunner | None, prepared: Prepared | None) -> None:
+        start = time.perf_counter()
+        self.store.write_views()
+        timings = dict(runner.timings) if runner else {"cells": 0}
+        timings["views_s"] = timings.get("views_s", 0.0) + time.perf_counter() - start
+        timings["load_s"] = prepared.loaded.load_s if prepared and not prepared.loaded.cache_hit else 0.0
+        timings["total_s"] = time.perf_counter() - self.started
+        self.meta.update(
+            end_time=_now(),
+            records=len(self.store.records),
+            generated=runner.generated if runner else 0,
+            timings={k: round(v, 4) for k, v in timings.items()},
+        )
+        write_json(self.out_dir / METADATA, self.meta)
+
+    # -- helpers --------------------------------------------------------------------------------------------
+
+    def key(self, cell: Cell, prompt: Prompt) -> dict[str, Any]:
+        """The key fields of the record of ``prompt`` in ``cell`` (see :data:`degrade.records.contract.KEY_FIELDS`)."""
+        c = self.cfg
+        return {
+            "experiment": c.experiment.name,
+            "model_name": c.model.name,
+            "degradation_method": c.degradation.method,
+            "param_group_name": c.param_group.name,
+            "level_value": cell.level,
+            "repeat_index": cell.repeat,
+            "prompt_id": prompt.id,
+            "prompt_hash": prompt.hash,
+        }
+
+    @staticmethod
+    def missing(work: dict[Cell, list[Prompt]]) -> int:
+        return sum(len(v) for v in work.values())
+
+    def log_changed_prompts(self) -> None:
+        """Say how many prompts were edited (same id, other text or image) since their records were written."""
+        seen: dict[str, set[str]] = {}
+        for record in self.store.records:
+            seen.setdefault(str(record["prompt_id"]), set()).add(record["prompt_hash"])
+        changed = [p.id for p in self.shown.prompts if p.id in seen and p.hash not in seen[p.id]]
+        if changed:
+            log.info(
+                "%d prompts changed since their records were written (same id, new text or image): they run "
+                "again, the old records stay: %s",
+                len(changed),
+                ", ".join(changed[:10]),
+            )
+
+    def facts(self, prepared: Prepared) -> JobFacts:
+        c, loaded = self.cfg, prepared.loaded
+        return JobFacts(
+            experiment=c.experiment.name,
+            model_name=c.model.name,
+            method=c.degradation.method,
+            param_group_name=c.param_group.name,
+            config_name=f"{c.experiment.name}/{c.degradation.name}/{c.param_group.name}",
+            name_suffix=c.name_suffix,
+            seed_base=c.seed_base,
+            load_4bit=c.model.load_4bit,
+            device=str(prepared.device),
+            dtype=str(loaded.dtype).removeprefix("torch."),
+            backend=loaded.backend,
+            restore_strategy=c.restore_strategy,
+            gen=prepared.params,
+            settings_hash=self.meta["settings_hash"],
+            image_filename=self.shown.image_filename,
+        )
+
+    def summary(self, work: dict[Cell, list[Prompt]], plan: dict | None = None) -> JobSummary:
+        expected, missing = len(self.cells) * len(self.shown.prompts), self.missing(work)
+        generated = self.meta.get("generated", 0)
+        return JobSummary(
+            self.out_dir,
+            len(self.store.records),
+            generated,
+            expected - missing,
+            time.perf_counter() - self.started,
+            plan,
+        )
+
+
+def run_job(
+    cfg: RunConfig, out_dir: Path, resolved_yaml: str = "", on_start: Callable[[], None] | None = None
+) -> JobSummary:
+    """Run (or resume) the job described by ``cfg``, writing everything into ``out_dir``.
+
+    Args:
+        cfg: the typed config, validated.
+        out_dir: the job directory (Hydra's output dir for that job).
+        resolved_yaml: the resolved config as YAML, hashed into the metadata.
+        on_start: called once, when the job has checked its dir (lock taken, settings unchanged) and is
+            about to write into it; never for a dry run or a refused job.
+
+    Raises:
+        DegradeError: a user mistake or an unusable input, one line; the dir is left as it was when the
+            job was refused before writing, and holds every finished record (status ``failed``) after.
+    """
+    return Job(cfg, out_dir, resolved_yaml, on_start).run()

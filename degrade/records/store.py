@@ -1,0 +1,281 @@
+"""Durable records: an append-only journal, and JSON/Parquet views rebuilt from it atomically.
+
+``records.jsonl`` gets every batch's records, flushed and fsynced, so a crash loses at
+most the batch in flight. The JSON array (the study's old file name and shape) and
+``records.parquet`` are rebuilt from the journal into a temporary file that is then
+renamed over the old one, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import signal
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+
+from degrade.errors import DegradeError
+from degrade.records import jobdir
+from degrade.records.contract import record_key, to_table, upgrade
+
+log = logging.getLogger(__name__)
+
+JOURNAL = "records.jsonl"
+PARQUET = "records.parquet"
+METADATA = "metadata.json"
+
+
+class RecordStore:
+    """The records of one job directory."""
+
+    def __init__(self, out_dir: Path, json_name: str, formats: Iterable[str] = ("json", "parquet")) -> None:
+        self.out_dir = out_dir
+        self.journal = out_dir / JOURNAL
+        self.json_path = out_dir / json_name
+        self.formats = tuple(formats)
+        self.records: list[dict[str, Any]] = []
+        self.keys: set[tuple] = set()
+        jobdir.check_writable(out_dir)
+
+    def load(self, repair: bool = True) -> int:
+        """Read the journal; return how many records it holds.
+
+        A torn last line (a crash mid-write) is moved aside into ``records.jsonl.torn-*`` and cut
+        from the journal; any other line that is not a record stops the job and leaves the file
+        untouched. A view that cannot be read is kept aside, byte for byte, before it is rebuilt.
+        Records of the JSON array that the journal lacks (an older run, the original study's file,
+        or an import cut short) are added to the journal, so no record the array held is lost.
+        With ``repair=False`` (a dry run) nothing on disk changes.
+        """
+        view = self._readable(self.json_path, _read_json_array, repair)
+        self._readable(self.out_dir / PARQUET, pq.read_metadata, repair)
+        if self.journal.exists():
+            self._read_journal(repair)
+        if view:
+            self._adopt(view, repair)
+        return len(self.records)
+
+    def reset(self) -> None:
+        """Forget the records read so far (before reading the dir again)."""
+        self.records, self.keys = [], set()
+
+    def _read_journal(self, repair: bool) -> None:
+        journal = read_journal(self.journal)
+        for record in journal.records:
+            self._remember(record)
+        if not journal.tail or not repair:
+            return
+        if journal.tail_record is not None:
+            self._remember(journal.tail_record)
+            self._append_bytes(b"\n")  # a complete record that only lacked its newline
+            return
+        aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
+        aside.write_bytes(journal.tail)
+        with open(self.journal, "r+b") as fh:
+            fh.truncate(journal.size - len(journal.tail))
+            os.fsync(fh.fileno())
+        log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
+
+    def _readable(self, path: Path, read, repair: bool) -> Any:
+        """``read(path)``, or None when the view is missing or unreadable (then kept aside, with ``repair``)."""
+        if not path.exists():
+            return None
+        try:
+            return read(path)
+        except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
+            if repair:
+                aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
+                os.replace(path, aside)
+                log.warning(
+                    "%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
+                    path.name,
+                    str(exc).splitlines()[0][:120],
+                    aside.name,
+                )
+            return None
+
+    def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
+        """Take the JSON array's records that the journal lacks (into the journal, with ``repair``)."""
+        problem = "lacks the fields that say which prompt and cell it covers; nothing was changed: repair it"
+        missing = [r for r in _records(view, f"{self.json_path}: record", problem) if not self.has(r)]
+        if not missing:
+            return
+        if repair:
+            self.append(missing)
+        else:
+            for record in missing:
+                self._remember(record)
+        log.info(
+            "%s holds %d records the journal lacked; %s",
+            self.json_path.name,
+            len(missing),
+            "added them to the journal" if repair else "they count as done",
+        )
+
+    def _remember(self, record: dict[str, Any]) -> None:
+        self.records.append(record)
+        self.keys.add(record_key(record))
+
+    def has(self, record: dict[str, Any]) -> bool:
+        return record_key(record) in self.keys
+
+    def append(self, records: list[dict[str, Any]]) -> None:
+        """Add a batch's records to the journal, durably.
+
+        They are remembered first: an interruption during the write still leaves them in the
+        views rebuilt at exit, and the next load adds any the journal missed.
+        """
+        for record in records:
+            self._remember(record)
+        self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
+
+    def _append_bytes(self, payload: bytes) -> None:
+        with open(self.journal, "ab") as fh:
+            if _fault("append"):  # a crash halfway through a write: the torn line resume must survive
+                fh.write(payload[: len(payload) // 2])
+                fh.flush()
+                os.kill(os.getpid(), signal.SIGKILL)
+            fh.write(payload)
+            fh.flush()
+            os.fsync(fh.fileno())
+
+    def set_aside(self) -> Path | None:
+        """Move this job's previous result files into ``previous-<time>/`` (for ``force_run``)."""
+        files = (self.journal, self.json_path, self.out_dir / PARQUET, self.out_dir / METADATA)
+        existing = [p for p in files if p.exists()]
+        if not existing:
+            return None
+        aside = self.out_dir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
+        aside.mkdir(exist_ok=True)
+        for path in existing:
+            shutil.move(str(path), aside / path.name)
+        self.records, self.keys = [], set()
+        log.info("force_run: previous results moved to %s", aside)
+        return aside
+
+    def write_views(self) -> None:
+        """Rebuild the JSON array and the Parquet file from the records, atomically."""
+        if "json" in self.formats:
+            write_atomic(
+                self.json_path,
+                lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1), encoding="utf-8"),
+                crash_point="views",
+            )
+        if "parquet" in self.formats:
+            write_atomic(
+                self.out_dir / PARQUET, lambda p: pq.write_table(to_table(self.records), p), crash_point="views"
+            )
+
+
+@dataclass(frozen=True)
+class Journal:
+    """What a journal file holds: its complete records, and what follows the last newline."""
+
+    records: list[dict[str, Any]]
+    tail: bytes  # after the last newline: empty unless the last write was torn (or lacked its newline)
+    size: int
+
+    @property
+    def tail_record(self) -> dict[str, Any] | None:
+        """The record in the tail, when the tail is a complete record that only lacked its newline."""
+        return _parse_record(self.tail) if self.tail.strip() else None
+
+
+def read_journal(path: Path) -> Journal:
+    """Read ``records.jsonl``: the one reader of the journal, for resume and for the report.
+
+    Every line but the last must be a record; the last may be torn by an interruption and is
+    returned apart, unparsed, for the caller to keep aside or leave out.
+
+    Raises:
+        DegradeError: a line before the last is not a record (naming its number); the file is untouched.
+    """
+    data = path.read_bytes()
+    lines = data.split(b"\n")
+    tail = lines.pop()
+    problem = "is unreadable and is not the last line; nothing was changed: repair or move that line aside"
+    records = _records(map(_json_or_none, lines), f"{path}: line", problem)
+    return Journal(records, tail if tail.strip() else b"", len(data))
+
+
+def write_atomic(path: Path, write: Callable[[Path], Any], *, crash_point: str | None = None) -> None:
+    """Write ``path`` through ``write(tmp)``, fsync, and a rename: a reader never sees half a file.
+
+    The one way a job writes a file other than the journal (views, metadata, the resolved group).
+    ``crash_point`` names the place the crash tests may kill the process, between write and rename.
+    """
+    tmp = path.with_name(f".{path.name}.tmp")
+    write(tmp)
+    with open(tmp, "rb") as fh:
+        os.fsync(fh.fileno())
+    if crash_point:
+        _crash_point(crash_point)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, payload: Any) -> None:
+    """``payload`` as indented UTF-8 JSON, atomically (see :func:`write_atomic`)."""
+    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _read_json_array(path: Path) -> list[dict[str, Any]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    if not isinstance(data, list) or not all(isinstance(r, dict) for r in data):
+        raise ValueError("not a JSON array of records")
+    return data
+
+
+def _json_or_none(line: bytes) -> Any:
+    try:
+        return json.loads(line)
+    except ValueError:
+        return None
+
+
+def _parse_record(line: bytes) -> dict[str, Any] | None:
+    """The record on one journal line, or None when the line is not one (torn, not JSON, not a record)."""
+    record = _json_or_none(line)
+    return upgrade(record) if isinstance(record, dict) else None
+
+
+def _records(items: Iterable[Any], where: str, problem: str) -> list[dict[str, Any]]:
+    """Each item as an upgraded record (see :func:`degrade.records.contract.upgrade`).
+
+    Raises:
+        DegradeError: ``{where} {n} {problem}`` for the first item that is not a record.
+    """
+    out = []
+    for number, item in enumerate(items, start=1):
+        record = upgrade(item) if isinstance(item, dict) else None
+        if record is None:
+            raise DegradeError(f"{where} {number} {problem}, then run again")
+        out.append(record)
+    return out
+
+
+_FAULTS: dict[str, int] = {}
+
+
+def _crash_point(point: str) -> None:
+    if _fault(point):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _fault(point: str) -> bool:
+    """Fault injection for the crash tests: ``DEGRADE_FAULT=<point>:<n>`` kills at the n-th pass.
+
+    Unset (always, outside the tests) this is one dictionary lookup.
+    """
+    spec = os.environ.get("DEGRADE_FAULT")
+    if not spec or not spec.startswith(point + ":"):
+        return False
+    _FAULTS[point] = _FAULTS.get(point, 0) + 1
+    return _FAULTS[point] == int(spec.split(":", 1)[1])

@@ -1,0 +1,1 @@
+"""Scores of an answer: accepted answers, picture units, text measures, perplexity."""

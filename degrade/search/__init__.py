@@ -1,0 +1,1 @@
+"""The breaking-point search: bisection on a measure, and its files."""

@@ -1,0 +1,101 @@
+"""A job dir belongs to one configuration: changed settings are refused, added levels and edited prompts resume."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import compose_cfg, run_cli
+
+from degrade.errors import DegradeError
+from degrade.job.runner import run_job
+
+BASE = ("model=tiny_random", "experiment.limit=2", "degradation.levels=[0,0.2]", "generation.max_new_tokens=2")
+
+
+def tree(path: Path) -> dict[str, str]:
+    """Every file under ``path`` with the hash of its bytes."""
+    return {
+        str(p.relative_to(path)): hashlib.sha256(p.read_bytes()).hexdigest() for p in path.rglob("*") if p.is_file()
+    }
+
+
+@pytest.fixture
+def finished(tmp_path) -> Path:
+    run_job(compose_cfg(*BASE), tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    ("override", "change"),
+    [
+        ("generation.max_new_tokens=3", "generation.max_new_tokens: 2 → 3"),
+        ("degradation=ablation", 'degradation.method: "mult_gauss" → "ablation"'),
+        ("param_group=attn", 'param_group.name: "mlp_only" → "attn"'),
+        ("generation=sampling", "generation.do_sample: false → true"),
+        ("seed=7", "seed: 42 → 7"),
+    ],
+)
+def test_changed_settings_are_refused_and_the_dir_is_untouched(finished: Path, override: str, change: str) -> None:
+    before = tree(finished)
+    with pytest.raises(DegradeError) as caught:
+        run_job(compose_cfg(*BASE, override), finished)
+    message = str(caught.value)
+    assert change in message and "force_run=true" in message and "\n" not in message
+    assert tree(finished) == before
+
+
+def test_a_rerun_with_nothing_to_do_keeps_the_model_facts(finished: Path) -> None:
+    before = json.loads((finished / "metadata.json").read_text())
+    summary = run_job(compose_cfg(*BASE), finished)
+    after = json.loads((finished / "metadata.json").read_text())
+    assert (summary.generated, summary.skipped) == (0, 4)
+    assert after["model"] == before["model"] and after["param_group"] == before["param_group"]
+    assert after["status"] == "done"
+
+
+def test_an_added_level_resumes_and_runs_only_that_level(finished: Path) -> None:
+    summary = run_job(compose_cfg(*BASE[:2], "degradation.levels=[0,0.2,0.4]", BASE[3]), finished)
+    frame = pd.read_parquet(finished / "records.parquet")
+    assert (summary.generated, summary.skipped) == (2, 4)
+    assert frame.groupby("level_value").size().to_dict() == {0.0: 2, 0.2: 2, 0.4: 2}
+
+
+def test_force_run_takes_new_settings_and_keeps_the_old_files(finished: Path) -> None:
+    old = (finished / "records.jsonl").read_bytes()
+    run_job(compose_cfg(*BASE[:3], "generation.max_new_tokens=3", "force_run=true"), finished)
+    kept = list(finished.glob("previous-*/records.jsonl"))
+    assert len(kept) == 1 and kept[0].read_bytes() == old
+    meta = json.loads((finished / "metadata.json").read_text())
+    assert meta["settings"]["generation.max_new_tokens"] == 3 and meta["status"] == "done"
+
+
+def test_an_edited_prompt_runs_again_and_the_others_do_not(finished: Path, caplog) -> None:
+    caplog.set_level("INFO", logger="degrade")
+    summary = run_job(compose_cfg(*BASE, "experiment.prompts.0.text=Describe a dream about a lighthouse."), finished)
+    assert (summary.generated, summary.skipped) == (2, 2)  # the edited prompt, at both levels
+    assert "1 prompts changed since their records were written" in caplog.text
+    frame = pd.read_parquet(finished / "records.parquet")
+    first = frame[frame.prompt_id == frame.prompt_id.iloc[0]]
+    assert first.prompt_hash.nunique() == 2 and len(first) == 4  # old records stay, new ones beside them
+
+
+def test_other_weights_under_the_same_source_are_refused(tmp_path, embedded_dir) -> None:
+    from degrade.model.tiny import build_random_model
+
+    source, run = tmp_path / "model", tmp_path / "run"
+    args = (*BASE[1:], "model=tiny_random", f"model.source={source}", "model.name=mine")
+    for seed in (3, 4):  # the first model runs in its own process; then the same dir holds other weights
+        model, tokenizer = build_random_model("qwen2", tokenizer_dir=embedded_dir, seed=seed)
+        model.save_pretrained(source)
+        tokenizer.save_pretrained(source)
+        if seed == 3:
+            result = run_cli(*args, f"hydra.run.dir={run}")
+            assert result.returncode == 0, result.stdout + result.stderr
+    before = tree(run)
+    with pytest.raises(DegradeError, match="holds records of other weights"):
+        run_job(compose_cfg(*args, "degradation.levels=[0,0.2,0.4]"), run)
+    assert tree(run) == before
