@@ -12,7 +12,7 @@ from pathlib import Path
 from degrade.paths import ROOT
 
 LAYERS = [
-    {"errors", "paths"},
+    {"errors", "paths", "units"},
     {"model", "prompts"},
     {"methods"},
     {"config"},
@@ -37,7 +37,9 @@ def imports() -> list[tuple[Path, str, str]]:
     """(file, its package, imported package) for every import of a degrade module inside degrade/."""
     found = []
     for path in PACKAGE.rglob("*.py"):
-        own = package_of(".".join(path.relative_to(ROOT).with_suffix("").parts)) if path.parent != PACKAGE else path.stem
+        own = (
+            package_of(".".join(path.relative_to(ROOT).with_suffix("").parts)) if path.parent != PACKAGE else path.stem
+        )
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("degrade."):
                 found.append((path, own, package_of(node.module)))
@@ -65,5 +67,7 @@ def test_imports_go_down_the_layers_only() -> None:
 
 
 def test_no_module_over_300_lines() -> None:
-    long = [f"{p.relative_to(ROOT)}: {n}" for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300]
+    long = [
+        f"{p.relative_to(ROOT)}: {n}" for p in PACKAGE.rglob("*.py") if (n := len(p.read_text().splitlines())) > 300
+    ]
     assert not long, long

@@ -24,6 +24,7 @@ from typing import Any
 from degrade.cli.joblog import JobFiles, log_traceback
 from degrade.errors import DegradeError
 from degrade.records.store import write_json
+from degrade.units import hms
 
 log = logging.getLogger(__name__)
 
@@ -177,10 +178,9 @@ def dry_run_total(statuses: list[JobStatus]) -> str | None:
         return None
     generations = sum(int(p.get("generations") or 0) for p in plans)
     seconds = sum(float(p.get("estimated_seconds") or 0) for p in plans)
-    minutes, secs = divmod(round(seconds), 60)
     return (
         f"dry run of the sweep: {len(plans)} job{'s' if len(plans) != 1 else ''}, {generations} generations, "
-        f"estimated {minutes}m{secs:02d}s one job after another"
+        f"estimated {hms(seconds)} one job after another"
     )
 
 

@@ -19,8 +19,6 @@ from degrade.errors import DegradeError, MemoryCritical
 
 log = logging.getLogger(__name__)
 
-GiB = 1024**3
-
 
 def usage_percent(device: torch.device) -> float:
     """Used share of the GPU's memory (through NVML when present) or of host RAM, in percent."""

@@ -26,9 +26,10 @@ import torch
 from torch import nn
 
 from degrade.errors import DegradeError
-from degrade.generation.memory import GiB, kv_cache_bytes
+from degrade.generation.memory import kv_cache_bytes
 from degrade.generation.text import Sample
 from degrade.records.contract import GenParams
+from degrade.units import GiB
 
 log = logging.getLogger(__name__)
 

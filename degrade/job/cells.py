@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from degrade.config.schema import RunConfig
 from degrade.generation import text, vision
 from degrade.generation.memory import MemoryPolicy, is_out_of_memory
-from degrade.job.dryrun import hms
 from degrade.job.prepare import Prepared, Prompt, Shown
 from degrade.methods import damage
 from degrade.model.restore import fingerprint
@@ -20,6 +19,7 @@ from degrade.records.contract import CellFacts, JobFacts, make_record
 from degrade.records.store import RecordStore
 from degrade.scoring.answers import score_output
 from degrade.scoring.perplexity import perplexity
+from degrade.units import hms
 
 log = logging.getLogger(__name__)
 

@@ -11,8 +11,9 @@ import psutil
 import torch
 
 from degrade.generation import text
-from degrade.generation.memory import GiB, kv_cache_bytes
+from degrade.generation.memory import kv_cache_bytes
 from degrade.records.contract import GenParams
+from degrade.units import GiB, hms
 
 log = logging.getLogger(__name__)
 
@@ -142,10 +143,3 @@ def calibrate(loaded: Any, sample: list[list[int]], params: GenParams, engine: A
     step = max(long - short, 0.0) / _CALIBRATION_TOKENS
     _MEASURED[key] = (max(short - 2 * step, 0.0), step)
     return _MEASURED[key]
-
-
-def hms(seconds: float) -> str:
-    """``seconds`` as ``1h02m03s`` or ``2m03s``."""
-    minutes, secs = divmod(int(round(seconds)), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m{secs:02d}s" if hours else f"{minutes}m{secs:02d}s"
