@@ -24,3 +24,9 @@ class MemoryCritical(DegradeError):
     """Memory use passed the critical threshold: the records are saved and the job stops."""
 
     exit_code = 3
+
+
+def require(ok: bool, key: str, problem: str) -> None:
+    """Raise :class:`ConfigError` for ``key`` with ``problem`` unless ``ok``: the checks' one-line form."""
+    if not ok:
+        raise ConfigError(key, problem)

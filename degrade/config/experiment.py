@@ -16,14 +16,9 @@ from typing import List, Optional  # noqa: UP035 - typing.List keeps OmegaConf s
 
 from omegaconf import MISSING
 
-from degrade.errors import ConfigError
+from degrade.errors import require
 from degrade.prompts import load_prompt_set
 from degrade.prompts.answers import add_answers
-
-
-def _require(ok: bool, key: str, problem: str) -> None:
-    if not ok:
-        raise ConfigError(key, problem)
 
 
 @dataclass
@@ -53,7 +48,7 @@ class PerplexityConfig:
     text: str = REFERENCE_TEXT  # the reference text scored once per level
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             not self.enabled or bool(self.text.strip()),
             "experiment.perplexity.text",
             "empty; perplexity needs a reference text",
@@ -81,15 +76,15 @@ class ExperimentConfig:
                 PromptConfig(**dataclasses.asdict(p)) for p in load_prompt_set(self.prompts_file, self.prompts_name)
             ]
         else:
-            _require(self.prompts_name is None, "experiment.prompts_name", "needs experiment.prompts_file")
+            require(self.prompts_name is None, "experiment.prompts_name", "needs experiment.prompts_file")
         if self.answers_file:
             self.prompts = add_answers(list(self.prompts), self.answers_file)
-        _require(len(self.prompts) > 0, "experiment.prompts", "empty; give at least one {id, text}, or a prompts_file")
+        require(len(self.prompts) > 0, "experiment.prompts", "empty; give at least one {id, text}, or a prompts_file")
         ids = [p.id for p in self.prompts]
         dupes = sorted({i for i in ids if ids.count(i) > 1})
-        _require(not dupes, "experiment.prompts", f"duplicate ids {dupes}; every id must be unique")
-        _require(self.n_rep >= 1, "experiment.n_rep", f"{self.n_rep}; must be an integer ≥ 1")
-        _require(
+        require(not dupes, "experiment.prompts", f"duplicate ids {dupes}; every id must be unique")
+        require(self.n_rep >= 1, "experiment.n_rep", f"{self.n_rep}; must be an integer ≥ 1")
+        require(
             self.limit is None or self.limit >= 1,
             "experiment.limit",
             f"{self.limit}; must be null (all prompts) or an integer ≥ 1",
@@ -97,7 +92,7 @@ class ExperimentConfig:
         if self.categories is not None:
             found = sorted({p.category for p in self.prompts if p.category is not None})
             unknown = [c for c in self.categories if c not in found]
-            _require(
+            require(
                 bool(self.categories) and not unknown,
                 "experiment.categories",
                 f"{unknown or 'empty'}: no such category; the prompts' categories: {', '.join(found) or 'none'}",

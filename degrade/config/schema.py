@@ -22,18 +22,13 @@ from degrade.config.experiment import (  # noqa: F401 - the experiment group's s
     PerplexityConfig,
     PromptConfig,
 )
-from degrade.errors import ConfigError
+from degrade.errors import ConfigError, require
 from degrade.methods import METHODS, check_options, method, resolve_levels
 from degrade.model.groups import KINDS, TOWERS
 
 BACKENDS = ("auto", "transformers", "unsloth", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 FORMATS = ("json", "parquet")
-
-
-def _require(ok: bool, key: str, problem: str) -> None:
-    if not ok:
-        raise ConfigError(key, problem)
 
 
 @dataclass
@@ -51,26 +46,26 @@ class ModelConfig:
     def __post_init__(self) -> None:
         from degrade.model.tiny import RANDOM_ARCHS, VLM_CONFIGS
 
-        _require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
-        _require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
-        _require(self.max_seq_length > 0, "model.max_seq_length", f"{self.max_seq_length}; must be > 0")
+        require(self.backend in BACKENDS, "model.backend", f"{self.backend!r}; allowed: {', '.join(BACKENDS)}")
+        require(self.dtype in DTYPES, "model.dtype", f"{self.dtype!r}; allowed: {', '.join(DTYPES)}")
+        require(self.max_seq_length > 0, "model.max_seq_length", f"{self.max_seq_length}; must be > 0")
         if self.engine_memory is not None:
-            _require(0 < self.engine_memory < 1, "model.engine_memory", f"{self.engine_memory}; must be in (0, 1)")
+            require(0 < self.engine_memory < 1, "model.engine_memory", f"{self.engine_memory}; must be in (0, 1)")
         if self.backend == "vllm":
-            _require(not self.load_4bit, "model.load_4bit", "true: not built for model.backend=vllm; use transformers")
-            _require(not self.multimodal, "model.backend", "vllm: images are not built for it; use transformers")
-        _require(
+            require(not self.load_4bit, "model.load_4bit", "true: not built for model.backend=vllm; use transformers")
+            require(not self.multimodal, "model.backend", "vllm: images are not built for it; use transformers")
+        require(
             self.source is not None or self.random_arch is not None,
             "model.source",
             "missing; give a hub id, a local directory or a .gguf file",
         )
         if self.source is None:
-            _require(
+            require(
                 self.random_arch in RANDOM_ARCHS,
                 "model.random_arch",
                 f"{self.random_arch!r}; allowed: {', '.join(RANDOM_ARCHS)}",
             )
-            _require(
+            require(
                 self.multimodal == (self.random_arch in VLM_CONFIGS),
                 "model.multimodal",
                 f"must be {self.random_arch in VLM_CONFIGS} for model.random_arch={self.random_arch}",
@@ -99,7 +94,7 @@ class DegradationConfig:
     options: Dict[str, Any] = field(default_factory=dict)  # the method's own options (its registration lists them)
 
     def __post_init__(self) -> None:
-        _require(
+        require(
             self.method in METHODS,
             "degradation.method",
             f"unknown {self.method!r}; allowed: {', '.join(sorted(METHODS))}",
@@ -110,7 +105,7 @@ class DegradationConfig:
             if self.range.given
             else self.levels
         )
-        _require(
+        require(
             spec is not None,
             key,
             "missing; give a list such as [0, 0.1, 0.2] or degradation.range="
@@ -133,13 +128,13 @@ class ParamGroupConfig:
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
-        _require(
+        require(
             bool(self.kinds) and not unknown, "param_group.kinds", f"{unknown or 'empty'}; allowed: {', '.join(KINDS)}"
         )
-        _require(self.tower in TOWERS, "param_group.tower", f"{self.tower!r}; allowed: {', '.join(TOWERS)}")
+        require(self.tower in TOWERS, "param_group.tower", f"{self.tower!r}; allowed: {', '.join(TOWERS)}")
         if self.layers is not None:
             ok = len(self.layers) == 2 and 0 <= self.layers[0] < self.layers[1]
-            _require(ok, "param_group.layers", f"{self.layers}; give [start, stop) with 0 ≤ start < stop")
+            require(ok, "param_group.layers", f"{self.layers}; give [start, stop) with 0 ≤ start < stop")
 
 
 @dataclass
@@ -154,16 +149,16 @@ class GenerationConfig:
     max_batch_size: int = 40
 
     def __post_init__(self) -> None:
-        _require(self.max_new_tokens >= 1, "generation.max_new_tokens", f"{self.max_new_tokens}; must be ≥ 1")
-        _require(self.max_batch_size >= 1, "generation.max_batch_size", f"{self.max_batch_size}; must be ≥ 1")
-        _require(
+        require(self.max_new_tokens >= 1, "generation.max_new_tokens", f"{self.max_new_tokens}; must be ≥ 1")
+        require(self.max_batch_size >= 1, "generation.max_batch_size", f"{self.max_batch_size}; must be ≥ 1")
+        require(
             self.temperature is None or self.temperature > 0,
             "generation.temperature",
             f"{self.temperature}; must be > 0 (use generation=greedy for no sampling)",
         )
-        _require(self.top_k is None or self.top_k >= 0, "generation.top_k", f"{self.top_k}; must be ≥ 0")
-        _require(self.top_p is None or 0 < self.top_p <= 1, "generation.top_p", f"{self.top_p}; must be in (0, 1]")
-        _require(
+        require(self.top_k is None or self.top_k >= 0, "generation.top_k", f"{self.top_k}; must be ≥ 0")
+        require(self.top_p is None or 0 < self.top_p <= 1, "generation.top_p", f"{self.top_p}; must be in (0, 1]")
+        require(
             self.repetition_penalty is None or self.repetition_penalty > 0,
             "generation.repetition_penalty",
             f"{self.repetition_penalty}; must be > 0",
@@ -178,7 +173,7 @@ class MemoryConfig:
 
     def __post_init__(self) -> None:
         ok = 0 < self.grow_below_percent < self.warn_percent <= self.critical_percent <= 100
-        _require(ok, "memory", "thresholds must satisfy 0 < grow_below_percent < warn_percent ≤ critical_percent ≤ 100")
+        require(ok, "memory", "thresholds must satisfy 0 < grow_below_percent < warn_percent ≤ critical_percent ≤ 100")
 
 
 @dataclass
@@ -201,19 +196,19 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         bad = [f for f in self.formats if f not in FORMATS]
-        _require(not bad, "formats", f"{bad}; allowed: {', '.join(FORMATS)}")
-        _require(
+        require(not bad, "formats", f"{bad}; allowed: {', '.join(FORMATS)}")
+        require(
             self.restore_strategy == "subset_in_memory",
             "restore_strategy",
             f"{self.restore_strategy!r}; allowed: subset_in_memory",
         )
-        _require(self.save_every >= 0, "save_every", f"{self.save_every}; must be ≥ 0")
-        _require(
+        require(self.save_every >= 0, "save_every", f"{self.save_every}; must be ≥ 0")
+        require(
             self.device == "auto" or self.device == "cpu" or self.device.startswith("cuda"),
             "device",
             f"{self.device!r}; allowed: auto, cpu, cuda, cuda:N",
         )
-        _require(
+        require(
             bool(self.name_suffix) and "/" not in self.name_suffix,
             "name_suffix",
             f"{self.name_suffix!r}; must be non-empty, without '/'",
@@ -232,12 +227,12 @@ class RunConfig:
                 "model (model=tiny_random_vlm, model=gemma3_4b_it) or pass experiment.image.enabled=false",
             )
         if image.enabled:
-            _require(
+            require(
                 bool(image.path),
                 "experiment.image.path",
                 "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>",
             )
-            _require(Path(image.path).expanduser().is_file(), "experiment.image.path", f"{image.path}: no such file")
+            require(Path(image.path).expanduser().is_file(), "experiment.image.path", f"{image.path}: no such file")
 
     @property
     def seed_base(self) -> int:

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from degrade.errors import ConfigError
+from degrade.errors import require
 
 # How the measure moves as damage grows, and so what "crossed" means.
 DIRECTIONS: dict[str, Callable[[float, float], bool]] = {
@@ -40,10 +40,10 @@ class Criterion:
     direction: str = "falls"
 
     def __post_init__(self) -> None:
-        _require(self.kind in THRESHOLDS, "hydra.sweeper.threshold.kind", f"{self.kind!r}; allowed: relative, absolute")
-        _require(self.direction in DIRECTIONS, "hydra.sweeper.direction", f"{self.direction!r}; allowed: falls, rises")
-        _require(math.isfinite(self.value), "hydra.sweeper.threshold.value", f"{self.value}; must be a finite number")
-        _require(
+        require(self.kind in THRESHOLDS, "hydra.sweeper.threshold.kind", f"{self.kind!r}; allowed: relative, absolute")
+        require(self.direction in DIRECTIONS, "hydra.sweeper.direction", f"{self.direction!r}; allowed: falls, rises")
+        require(math.isfinite(self.value), "hydra.sweeper.threshold.value", f"{self.value}; must be a finite number")
+        require(
             self.kind != "relative" or self.value > 0,
             "hydra.sweeper.threshold.value",
             f"{self.value}; a relative threshold is a factor of the clean value, > 0 (0.5: half of it, 2: twice it)",
@@ -79,9 +79,9 @@ class Axis:
     tolerance: float = 0.05
 
     def __post_init__(self) -> None:
-        _require(self.tolerance > 0, "hydra.sweeper.tolerance", f"{self.tolerance}; must be > 0")
-        _require(self.least != self.most, "hydra.sweeper.lo", f"equals hi ({self.least:g}); give a range")
-        _require(
+        require(self.tolerance > 0, "hydra.sweeper.tolerance", f"{self.tolerance}; must be > 0")
+        require(self.least != self.most, "hydra.sweeper.lo", f"equals hi ({self.least:g}); give a range")
+        require(
             not self.log or (self.least > 0 and self.most > 0),
             "hydra.sweeper.lo",
             f"the range [{self.least:g}, {self.most:g}] is searched on a log axis: both ends must be > 0",
@@ -97,9 +97,15 @@ class Axis:
 
     def between(self, a: float, b: float) -> float | None:
         """The level halfway from ``a`` to ``b`` on this axis (rounded), or None when none lies strictly between."""
-        mid = math.sqrt(a * b) if self.log else (a + b) / 2
-        mid = float(round(mid)) if self.integer else round_level(mid)
+        mid = midpoint(a, b, log=self.log, integer=self.integer)
         return mid if min(a, b) < mid < max(a, b) else None
+
+
+def midpoint(a: float, b: float, *, log: bool, integer: bool) -> float:
+    """The level halfway between ``a`` and ``b``: geometric on a log axis (both ends positive), else arithmetic,
+    rounded to an integer for integer levels and to a level's printed precision otherwise."""
+    middle = math.sqrt(a * b) if log and a > 0 and b > 0 else (a + b) / 2
+    return float(round(middle)) if integer else round_level(middle)
 
 
 def round_level(level: float) -> float:
@@ -137,7 +143,7 @@ class Bisection:
     """One search, step by step: probe :meth:`pending`, :meth:`tell` each result, until :attr:`done`."""
 
     def __init__(self, axis: Axis, criterion: Criterion, max_probes: int = 12) -> None:
-        _require(max_probes >= 2, "hydra.sweeper.max_probes", f"{max_probes}; must be ≥ 2 (the range's two ends)")
+        require(max_probes >= 2, "hydra.sweeper.max_probes", f"{max_probes}; must be ≥ 2 (the range's two ends)")
         self.axis, self.criterion, self.max_probes = axis, criterion, max_probes
         self.clean: float | None = None
         self.probes: list[Probe] = []
@@ -149,7 +155,7 @@ class Bisection:
 
     def tell(self, level: float, value: float, **detail: Any) -> Probe:
         """Record what the probe at ``level`` measured; narrows the bracket."""
-        _require(
+        require(
             self.clean is not None or not self.criterion.needs_clean,
             "hydra.sweeper.threshold.kind",
             "relative: the clean value must be measured before any probe is decided",
@@ -196,8 +202,7 @@ class Bisection:
         if most is not None and not most.crossed:
             message = f"never crosses between {ax.least:g} and {ax.most:g}: search up to more damage"
             return Answer("not_crossed", None, (ax.most, None), message)
-        middle = math.sqrt(self.holds * self.breaks) if ax.log else (self.holds + self.breaks) / 2
-        level = float(round(middle)) if ax.integer else round_level(middle)
+        level = midpoint(self.holds, self.breaks, log=ax.log, integer=ax.integer)
         if ax.narrow(self.holds, self.breaks) or ax.between(self.holds, self.breaks) is None:
             message = f"crosses between {self.holds:g} and {self.breaks:g}"
             return Answer("found", level, (self.holds, self.breaks), message)
@@ -242,11 +247,5 @@ def grid_answer(
     if first == 0:
         return Answer("crossed_at_least", None, (None, levels[0]), f"already crossed at {levels[0]:g}")
     holds, breaks = levels[first - 1], levels[first]
-    middle = math.sqrt(holds * breaks) if log and holds > 0 else (holds + breaks) / 2
-    level = float(round(middle)) if integer else round_level(middle)
+    level = midpoint(holds, breaks, log=log, integer=integer)
     return Answer("found", level, (holds, breaks), f"crosses between {holds:g} and {breaks:g}")
-
-
-def _require(ok: bool, key: str, problem: str) -> None:
-    if not ok:
-        raise ConfigError(key, problem)
