@@ -22,7 +22,7 @@ try:
     from degrade.cli import sweep_summary
     from degrade.cli.callbacks import one_line_errors
     from degrade.cli.joblog import JobFiles
-    from degrade.config.compose import register_configs, to_run_config
+    from degrade.config.compose import register_configs, to_typed
     from degrade.job.runner import run_job
 except KeyboardInterrupt:  # Ctrl-C while torch and transformers import: one line, no traceback
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][ERROR] interrupted while starting: nothing was run or written\n")
@@ -50,7 +50,7 @@ def main(cfg: DictConfig) -> None:
     if in_sweep:
         sweep_summary.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir)
     outcome = sweep_summary.run_guarded(
-        lambda: run_job(to_run_config(cfg), out_dir, OmegaConf.to_yaml(cfg, resolve=True), on_start=files.start),
+        lambda: run_job(to_typed(cfg), out_dir, OmegaConf.to_yaml(cfg, resolve=True), on_start=files.start),
         files,
     )
     if in_sweep:

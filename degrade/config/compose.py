@@ -43,17 +43,7 @@ def compose_config(*overrides: str) -> RunConfig:
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_run_config(compose(config_name="config", overrides=list(overrides)))
-
-
-def to_run_config(cfg: Any) -> RunConfig:
-    """The composed ``DictConfig`` as a validated :class:`RunConfig`.
-
-    Raises:
-        ConfigError: a key no schema defines (see :func:`check_known_keys`), or a value outside
-            its key's domain (raised by the schemas' checks).
-    """
-    return to_typed(cfg)
+        return to_typed(compose(config_name="config", overrides=list(overrides)))
 
 
 def to_typed(cfg: Any, name: str = "config") -> Any:

@@ -28,7 +28,6 @@ MEASURES: dict[str, dict[str, Any]] = {
     "n_sentences": {"extra": None, "higher_is_better": True},
     "mean_sentence_length": {"extra": None, "higher_is_better": True},
 }
-NLP_EXTRA = "nlp"
 NLP_INSTALL = "pip install -e '.[nlp]'"
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")  # letters (a hyphen splits: "C-C-C" is three words)
