@@ -55,6 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         paths["stats_csv"],
         paths["stats_md"],
         *paths["plots"],
+        paths["page"],
     ]:
         print(f"wrote {path}")
     return 0

@@ -23,6 +23,7 @@ import pandas as pd  # noqa: E402
 import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
+from degrade.analysis.browse import missing_baselines, write_page  # noqa: E402
 from degrade.analysis.plots import axis_label, clean_apart, scale_axis  # noqa: E402
 from degrade.analysis.stats import write_stats  # noqa: E402
 from degrade.analysis.stats.markdown import markdown_table  # noqa: E402
@@ -279,5 +280,15 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     found = read_answers(sources(root))  # breaking points where a bisect sweep ran
     paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found))
     paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
+    split_line = split_settings(records, settings)[1]
+    paths["page"] = write_page(
+        records,
+        out_dir,
+        summary=summary,
+        stats_md=Path(paths["stats_md"]).read_text(encoding="utf-8") if Path(paths["stats_md"]).exists() else None,
+        settings=settings,
+        warnings=[line for line in [split_line] if line] + missing_baselines(records),
+        figures=paths["plots"],
+    )
     log.info("report: %d records from %d job dirs → %s", len(records), records["job_dir"].nunique(), out_dir)
     return paths
