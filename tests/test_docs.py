@@ -1,14 +1,18 @@
 """The docs say what the code does.
 
 ``docs/records.md`` must list exactly the fields of the record contract (names and types,
-read from ``degrade/records/contract.py``), and the README's analysis snippets, copied out of the
-README as a user would copy them, must count every record of a real sweep exactly once,
-with the sweep's own report sitting inside the sweep dir.
+read from ``degrade/records/contract.py``); every link of the README and of ``docs/`` must point
+at a file that exists, and every page of ``docs/`` must be in the site's nav (``mkdocs.yml``); the
+analysis snippets (the README's and ``docs/statistics.md``'s), copied out as a user would copy
+them, must count every record of a real sweep exactly once, with the sweep's own report sitting
+inside the sweep dir; and the Python API page's example must run a job and write its report.
+The other tables of ``docs/`` are checked against the code in ``test_docs_reference.py``.
 """
 
 from __future__ import annotations
 
 import ast
+import os
 import re
 import subprocess
 import sys
@@ -18,16 +22,19 @@ from typing import Any
 
 import pyarrow as pa
 import pytest
+import yaml
+from docs_text import DOCS, README, ROOT, section, snippet, table_rows
 
 from degrade.records.contract import KEY_FIELDS, SCHEMA, Record
 from degrade.records.store import JOURNAL, read_journal
 
-ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
-RECORDS_DOC = ROOT / "docs" / "records.md"
-# The placeholder paths the README's snippets use; the tests put a real sweep or job dir in their place.
+RECORDS_DOC = DOCS / "records.md"
+ANALYSIS_DOC = DOCS / "statistics.md"  # the sweep snippets
+API_DOC = DOCS / "api.md"
+# The placeholder paths the snippets use; the tests put a real sweep, job or output dir in their place.
 EXAMPLE_SWEEP = "multirun/2026-11-22/02-49-24"
 EXAMPLE_JOB = "outputs/2026-11-22/02-49-24"
+EXAMPLE_OUT = "outputs/api-example"
 
 LEVELS = [0, 0.1]
 GROUPS = ["attn", "mlp"]
@@ -35,34 +42,6 @@ PROMPTS = 2
 
 
 # --- docs/records.md against the code -------------------------------------------------------------
-
-
-def section(text: str, heading: str) -> str:
-    """The body of the ``## heading`` section of a Markdown text (up to the next ``##`` heading)."""
-    match = re.search(rf"^## {re.escape(heading)}\n(.*?)(?=^## |\Z)", text, flags=re.M | re.S)
-    assert match, f"no '## {heading}' section"
-    return match.group(1)
-
-
-def table_rows(text: str, first_header: str) -> dict[str, list[str]]:
-    """Rows of every Markdown table in ``text`` whose first header cell is ``first_header``, keyed by
-    the backticked name in their first cell."""
-    rows: dict[str, list[str]] = {}
-    in_table = False
-    for line in text.splitlines():
-        if not line.startswith("|"):
-            in_table = False
-            continue
-        cells = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
-        if not in_table:
-            in_table = cells[0] == first_header
-            continue
-        if set(cells[0]) <= set("-:"):  # the separator row
-            continue
-        name = cells[0].strip("`")
-        assert name not in rows, f"{name} is documented twice"
-        rows[name] = cells[1:]
-    return rows
 
 
 def type_words(arrow_type: pa.DataType) -> str:
@@ -124,8 +103,34 @@ def test_records_doc_states_the_record_key() -> None:
     assert tuple(k.strip() for k in stated.group(1).split(",")) == KEY_FIELDS
 
 
+def doc_pages() -> list[Path]:
+    """Every page of the site: the Markdown files under docs/."""
+    return sorted(DOCS.rglob("*.md"))
+
+
+def nav_pages(nav: Any) -> list[str]:
+    """The page paths (relative to docs/) named anywhere in mkdocs.yml's nav."""
+    if isinstance(nav, str):
+        return [nav]
+    if isinstance(nav, list):
+        return [page for item in nav for page in nav_pages(item)]
+    if isinstance(nav, dict):
+        return [page for value in nav.values() for page in nav_pages(value)]
+    return []
+
+
+def test_every_docs_page_is_in_the_sites_nav() -> None:
+    config = yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
+    assert config["docs_dir"] == "docs"
+    listed = nav_pages(config["nav"])
+    pages = [p.relative_to(DOCS).as_posix() for p in doc_pages()]
+    assert sorted(set(pages) - set(listed)) == [], "pages of docs/ missing from mkdocs.yml's nav"
+    assert sorted(set(listed) - set(pages)) == [], "mkdocs.yml's nav names pages docs/ does not have"
+    assert len(listed) == len(set(listed)), "a page is in the nav twice"
+
+
 def test_readme_and_docs_link_to_files_that_exist() -> None:
-    for doc in [README, *sorted((ROOT / "docs").glob("*.md"))]:
+    for doc in [README, *doc_pages()]:
         text = doc.read_text(encoding="utf-8")
         assert "SPEC" not in text, f"{doc.name} cites a document that is not in the repository"
         targets = re.findall(r"\]\(([^)#\s]+)(?:#[^)]*)?\)", text)
@@ -134,24 +139,16 @@ def test_readme_and_docs_link_to_files_that_exist() -> None:
         assert missing == [], f"{doc.name} links to missing files"
 
 
-# --- the README's analysis snippets against a real sweep ----------------------------------------------
+# --- the analysis snippets against a real sweep --------------------------------------------------------
 
 
-def snippet(name: str) -> str:
-    """The fenced Python block right after the README's ``<!-- snippet: name ... -->`` marker."""
-    text = README.read_text(encoding="utf-8")
-    match = re.search(rf"<!-- snippet: {re.escape(name)}\b[^>]*-->\n```python\n(.*?)```", text, flags=re.S)
-    assert match, f"README has no snippet '{name}'"
-    return match.group(1)
-
-
-def run_snippet(code: str) -> tuple[dict[str, Any], Any]:
+def run_snippet(code: str, where: str = "README.md") -> tuple[dict[str, Any], Any]:
     """Run ``code`` as a notebook cell: its namespace, and the value of its last line when that is an expression."""
     tree = ast.parse(code)
     last = tree.body.pop() if isinstance(tree.body[-1], ast.Expr) else None
     namespace: dict[str, Any] = {}
-    exec(compile(tree, "README.md", "exec"), namespace)
-    shown = eval(compile(ast.Expression(last.value), "README.md", "eval"), namespace) if last else None
+    exec(compile(tree, where, "exec"), namespace)
+    shown = eval(compile(ast.Expression(last.value), where, "eval"), namespace) if last else None
     return namespace, shown
 
 
@@ -198,7 +195,7 @@ def test_the_sweep_holds_the_hazard_the_snippets_must_avoid(sweep: Path) -> None
 
 @pytest.mark.slow
 def test_pandas_snippet_counts_every_record_once(sweep: Path) -> None:
-    namespace, shown = run_snippet(with_path(snippet("sweep-pandas"), EXAMPLE_SWEEP, sweep))
+    namespace, shown = run_snippet(with_path(snippet("sweep-pandas", ANALYSIS_DOC), EXAMPLE_SWEEP, sweep))
     expected = journal_records(sweep)
     assert len(namespace["df"]) == expected
     assert int(shown["n"].sum()) == expected
@@ -207,7 +204,7 @@ def test_pandas_snippet_counts_every_record_once(sweep: Path) -> None:
 
 @pytest.mark.slow
 def test_duckdb_snippet_counts_every_record_once(sweep: Path) -> None:
-    _, shown = run_snippet(with_path(snippet("sweep-duckdb"), EXAMPLE_SWEEP, sweep))
+    _, shown = run_snippet(with_path(snippet("sweep-duckdb", ANALYSIS_DOC), EXAMPLE_SWEEP, sweep))
     assert int(shown["n"].sum()) == journal_records(sweep)
     assert sorted(shown["param_group_name"].unique()) == sorted(GROUPS)
     assert sorted(shown["level_value"].unique()) == LEVELS
@@ -219,3 +216,15 @@ def test_job_snippet_reads_one_job(sweep: Path) -> None:
     namespace, shown = run_snippet(with_path(snippet("job-pandas"), EXAMPLE_JOB, job))
     assert len(namespace["df"]) == len(read_journal(job / JOURNAL).records)
     assert sorted(shown.index) == LEVELS
+
+
+@pytest.mark.slow
+def test_api_snippet_runs_a_job_and_writes_its_report(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "api"
+    monkeypatch.chdir(tmp_path)  # the snippet's relative paths land here, not in the clone
+    namespace, shown = run_snippet(with_path(snippet("api", API_DOC), EXAMPLE_OUT, out), "docs/api.md")
+    records, summary_md = shown
+    assert records == len(read_journal(out / JOURNAL).records) == namespace["summary"].generated > 0
+    assert summary_md == out / "report" / "summary.md" and summary_md.read_text(encoding="utf-8").startswith("|")
+    assert type(namespace["cfg"]).__name__ == "RunConfig" and namespace["cfg"].model.name.startswith("tiny")
+    assert sorted(os.listdir(tmp_path)) == ["api"], "the snippet wrote outside its output dir"

@@ -256,7 +256,7 @@ def test_write_report_writes_every_file_and_skips_its_own_output(sweep_copy) -> 
     assert len(markdown) == 2 + 4 and markdown[1].startswith("| --- |") and "accuracy_math" in markdown[0]
     assert sorted(p.name for p in paths["plots"]) == sorted(p.name for p in out.glob("*.png"))
     assert all(p.parent == out and p.read_bytes()[:8] == PNG for p in paths["plots"])
-    # The README's analysis glob reads the jobs' own views only, never the report's.
+    # The analysis glob of docs/statistics.md reads the jobs' own views only, never the report's.
     matched = sorted(Path(p).parent.name for p in glob.glob(str(sweep_copy / "*" / "records.parquet")))
     assert matched == [f"degradation={m}" for m in sorted(METHODS)]
     again = write_report(sweep_copy)  # run twice: the report's own files are not a job

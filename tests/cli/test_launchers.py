@@ -87,7 +87,8 @@ def test_slurm_launcher_preset_asks_for_one_gpu_per_job() -> None:
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
-    # What the README promises: one GPU, 8 CPUs, 64 GB and 12 h per job, at most 8 array tasks at once, requeued.
+    # What docs/resume-and-clusters.md promises: one GPU, 8 CPUs, 64 GB and 12 h per job, at most 8 array tasks
+    # at once, requeued.
     asked = ("gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
     assert [launcher[k] for k in asked] == [1, 1, 8, 64, 720, 8]
     assert launcher.max_num_timeout == 2

@@ -1,6 +1,6 @@
 """Durability and bad input: real SIGKILLs at several instants, resume, force_run, memory policy, bad input.
 
-See docs/records.md (the journal, the views, resume) and the README (memory policy, bad input). Most runs are real
+See docs/records.md (journal, views, resume) and docs/configuration.md (memory policy, bad input). Most runs are real
 subprocesses of ``scripts/run.py`` on the tiny random model; the records are read back from disk.
 """
 
@@ -30,7 +30,7 @@ from degrade.generation import text
 from degrade.generation.memory import MemoryPolicy, is_out_of_memory
 from degrade.job.runner import json_name, run_job
 from degrade.records import jobdir
-from degrade.records.contract import prompt_hash
+from degrade.records.contract import prompt_hash, to_table
 from degrade.records.contract import record_key as key
 from degrade.records.jobdir import LOCK
 from degrade.records.store import RecordStore
@@ -435,6 +435,7 @@ def test_resume_generates_only_the_missing_prompts_in_unpadded_batches(tmp_path:
     kept = [r for r in records if r not in dropped]
     (tmp_path / "records.jsonl").write_bytes(lines_of(kept))
     (tmp_path / JSON_VIEW).write_text(json.dumps(kept), encoding="utf-8")  # the views as they were then
+    pq.write_table(to_table(kept), tmp_path / "records.parquet")
 
     summary = run_job(cfg, tmp_path)
     assert (summary.generated, summary.skipped) == (3, N_RECORDS - 3)
