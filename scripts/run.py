@@ -22,7 +22,8 @@ try:
     from degrade.cli import sweep_summary
     from degrade.cli.callbacks import one_line_errors
     from degrade.cli.joblog import JobFiles
-    from degrade.config.compose import register_configs, to_typed
+    from degrade.cli.rerun import is_saved_config, rerun_args
+    from degrade.config.compose import register_configs, settle_levels, to_typed
     from degrade.job.runner import run_job
 except KeyboardInterrupt:  # Ctrl-C while torch and transformers import: one line, no traceback
     sys.stderr.write(f"[{time.strftime('%H:%M:%S')}][ERROR] interrupted while starting: nothing was run or written\n")
@@ -37,9 +38,13 @@ def main(cfg: DictConfig) -> None:
     out_dir = Path(hc.runtime.output_dir)
     in_sweep = hc.mode == RunMode.MULTIRUN
     overrides = list(hc.overrides.task)
+    settle_levels(cfg, overrides)  # a typed level list or range beats a preset's: what was typed is what runs
+    rerun = is_saved_config(hc.runtime.config_sources, out_dir)  # the job's own .hydra/ is its source: kept
     files = JobFiles(  # written by the job when it starts writing, as Hydra would have written them
         out_dir,
-        {
+        {}
+        if rerun
+        else {
             "config.yaml": OmegaConf.to_yaml(cfg),
             "hydra.yaml": OmegaConf.to_yaml(HydraConfig.instance().cfg),
             "overrides.yaml": OmegaConf.to_yaml(hc.overrides.task),
@@ -60,5 +65,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    sys.argv[1:] = rerun_args(sys.argv[1:])  # --config-path JOB/.hydra: the job runs again in JOB
     with one_line_errors():
         main()

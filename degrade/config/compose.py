@@ -4,6 +4,7 @@ and the typed, checked :class:`~degrade.config.schema.RunConfig` made from what 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -43,7 +44,38 @@ def compose_config(*overrides: str) -> RunConfig:
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return to_typed(compose(config_name="config", overrides=list(overrides)))
+        cfg = compose(config_name="config", overrides=list(overrides))
+    return to_typed(settle_levels(cfg, overrides))
+
+
+def settle_levels(cfg: Any, overrides: Iterable[str]) -> Any:
+    """Keep the level list or the range the user typed last, and drop the other (returns ``cfg``, changed in place).
+
+    A preset may set a range (``variant=quant_attn``) or a list; a range, when given, replaces the list.
+    So a list typed over a preset's range would not run without this: the last of ``degradation.levels``
+    and ``degradation.range`` (or one of its keys) among ``overrides`` is the one that runs.
+    """
+    from omegaconf import open_dict
+
+    typed = [_levels_key(o) for o in overrides]
+    last = next((k for k in reversed(typed) if k is not None), None)
+    deg = cfg.get("degradation") if hasattr(cfg, "get") else None
+    if last is None or deg is None:
+        return cfg
+    with open_dict(deg):
+        if last == "levels" and deg.get("range") is not None:
+            deg.range = None
+        elif last == "range" and deg.get("range") is not None and deg.get("levels") is not None:
+            deg.levels = None
+    return cfg
+
+
+def _levels_key(override: str) -> str | None:
+    """``levels`` or ``range`` when ``override`` sets that key of ``degradation`` (or a key inside the range)."""
+    key = override.split("=", 1)[0].lstrip("+~")
+    if key == "degradation.levels":
+        return "levels"
+    return "range" if key == "degradation.range" or key.startswith("degradation.range.") else None
 
 
 def to_typed(cfg: Any, name: str = "config") -> Any:
@@ -59,6 +91,8 @@ def to_typed(cfg: Any, name: str = "config") -> Any:
     from omegaconf import OmegaConf
     from omegaconf.errors import OmegaConfBaseException
 
+    if OmegaConf.get_type(cfg) is dict and "degradation" in cfg:  # a job's saved .hydra/config.yaml: no schemas
+        cfg = OmegaConf.merge(OmegaConf.structured(RunConfig), cfg)
     check_known_keys(cfg)
     try:
         return OmegaConf.to_object(cfg)

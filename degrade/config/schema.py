@@ -29,6 +29,7 @@ from degrade.model.groups import KINDS, TOWERS
 BACKENDS = ("auto", "transformers", "unsloth", "vllm")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 FORMATS = ("json", "parquet")
+MAX_LEVELS = 1000
 
 
 @dataclass
@@ -79,6 +80,11 @@ class LevelRange:
     steps: Optional[int] = None
     spacing: str = "linear"  # linear | geometric
 
+    def __post_init__(self) -> None:
+        # every level is a cell: a range of millions would fill the memory before its first cell ran
+        ok = self.steps is None or self.steps <= MAX_LEVELS
+        require(ok, "degradation.range.steps", f"{self.steps}; at most {MAX_LEVELS} levels in one job")
+
     @property
     def given(self) -> bool:
         return any(v is not None for v in (self.min, self.max, self.steps))
@@ -89,7 +95,7 @@ class DegradationConfig:
     name: str = MISSING  # the preset's name, as typed on the command line
     method: str = MISSING
     levels: Optional[List[float]] = None  # the sweep, in order
-    range: LevelRange = field(default_factory=LevelRange)  # when given, replaces levels
+    range: Optional[LevelRange] = field(default_factory=LevelRange)  # when given, replaces levels; null: none
     common_noise: bool = True  # one noise draw per repetition, scaled by the level
     options: Dict[str, Any] = field(default_factory=dict)  # the method's own options (its registration lists them)
 
@@ -99,12 +105,9 @@ class DegradationConfig:
             "degradation.method",
             f"unknown {self.method!r}; allowed: {', '.join(sorted(METHODS))}",
         )
-        key = "degradation.range" if self.range.given else "degradation.levels"
-        spec = (
-            {k: v for k, v in dataclasses.asdict(self.range).items() if v is not None}
-            if self.range.given
-            else self.levels
-        )
+        ranged = self.range is not None and self.range.given
+        key = "degradation.range" if ranged else "degradation.levels"
+        spec = {k: v for k, v in dataclasses.asdict(self.range).items() if v is not None} if ranged else self.levels
         require(
             spec is not None,
             key,

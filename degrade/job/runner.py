@@ -17,6 +17,7 @@ from typing import Any
 from degrade.config.schema import RunConfig
 from degrade.job import dryrun, provenance
 from degrade.job.cells import Cell, CellRunner, cells
+from degrade.job.plan import describe
 from degrade.job.prepare import Prepared, Prompt, prepare, shown
 from degrade.job.settings import (
     read_previous,
@@ -130,6 +131,7 @@ class Job:
         return {c: [p for p in self.shown.prompts if not self.store.has(self.key(c, p))] for c in self.cells}
 
     def log_plan(self, work: dict[Cell, list[Prompt]]) -> None:
+        log.info("%s", describe(self.cfg, len(self.shown.prompts)))  # first: what runs, as the config settled
         if self.store.records:
             log.info("resuming: %d records already in %s", len(self.store.records), self.store.journal)
         prompts, missing = self.shown.prompts, self.missing(work)
