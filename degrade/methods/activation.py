@@ -18,6 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from degrade.errors import DegradeError
 from degrade.methods.registry import LevelAxis, register_group
 from degrade.methods.seeding import Seeding
 from degrade.model import hooks
@@ -40,20 +41,46 @@ def noisy(level: float, generator: torch.Generator) -> hooks.Hook:
     return hook
 
 
+def check(model: nn.Module, group: ResolvedGroup, options: Mapping[str, Any]) -> None:
+    """Refuse what noise on a module's output cannot damage as named: a slice, a router."""
+    for target in group.targets:
+        if target.part is not None:
+            raise DegradeError(
+                f"degradation=activation_noise: param_group={group.name} takes the {target.kind} rows of "
+                f"{target.name} alone, and its module's output carries the other rows' outputs too; allowed: a "
+                "group that takes the fused tensor whole, or a method that acts on weights"
+            )
+        if target.kind == "mlp_router":
+            raise DegradeError(
+                f"degradation=activation_noise: {target.name} is a router, which picks its experts inside its "
+                "own forward pass, so noise on its output would change nothing; allowed: a group without "
+                "mlp_router (e.g. param_group=mlp_only)"
+            )
+
+
 @register_group(
     "activation_noise",
     domain="σ ≥ 0",
     accepts=lambda x: x >= 0,
     axis=LevelAxis("σ (Gaussian noise on module outputs, in units of each output's std)"),
     forward_hooks=True,
+    check=check,
 )
 def activation_noise(
     model: nn.Module, group: ResolvedGroup, level: float, *, seeding: Seeding, options: Mapping[str, Any]
 ) -> None:
-    """Hook noise of σ = ``level`` onto the output of every module whose weight is in the group."""
+    """Hook noise of σ = ``level`` onto the output of every module whose weight is in the group, once per module.
+
+    A module holding several of the group's tensors (the experts' gate/up and down) takes one hook, seeded by the
+    first of them.
+    """
     if level == 0:
         return
+    hooked: set[str] = set()
     for target in group.targets:
-        module = model.get_submodule(target.name.rpartition(".")[0])
+        owner = target.name.rpartition(".")[0]
+        if owner in hooked:
+            continue
+        hooked.add(owner)
         device = model.get_parameter(target.name).device
-        hooks.attach(model, module, noisy(level, seeding.generator(target.name, device)))
+        hooks.attach(model, model.get_submodule(owner), noisy(level, seeding.generator(target.name, device)))

@@ -115,13 +115,20 @@ def check(model: nn.Module, group: ResolvedGroup, options: Mapping[str, Any]) ->
 def bit_flip(
     model: nn.Module, group: ResolvedGroup, level: float, *, seeding: Seeding, options: Mapping[str, Any]
 ) -> None:
-    """Flip every eligible bit of each parameter's own dtype (fp32, bf16, fp16) with probability p = ``level``."""
+    """Flip every eligible bit of each parameter's own dtype (fp32, bf16, fp16) with probability p = ``level``.
+
+    A slice of a fused tensor is flipped in a copy of its rows, put back into those rows alone.
+    """
     for target in group.targets:
         param = model.get_parameter(target.name)
+        index = None if target.part is None else target.part.index(param.device)
+        bits = param.data if index is None else param.data.index_select(target.part.dim, index)
         flip_bits(
-            param.data,
+            bits,
             level,
-            seeding.generator(target.name, param.device),
+            seeding.generator(target.key, param.device),
             spare_sign=options["spare_sign"],
             spare_exponent=options["spare_exponent"],
         )
+        if index is not None:
+            param.data.index_copy_(target.part.dim, index, bits)

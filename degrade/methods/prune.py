@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from degrade.methods.registry import LevelAxis, Option, register_group
-from degrade.methods.seeding import Seeding
+from degrade.methods.seeding import Seeding, read_target, write_target
 from degrade.model.groups import ResolvedGroup
 
 
@@ -46,15 +46,15 @@ def prune_magnitude(
     """Zero the round(p·n) smallest-magnitude weights, p = ``level``, n the tensor's or the group's size."""
     if level == 0:
         return
-    params = [model.get_parameter(t.name) for t in group.targets]
     if options["scope"] == "tensor":
-        for param in params:
-            values = seeding.read(param)
+        for target in group.targets:
+            values = read_target(model, target)
             mask = smallest(values.abs().reshape(-1), round(level * values.numel()))
-            seeding.write(param, values.masked_fill(mask.view(values.shape), 0.0))
+            write_target(model, target, values.masked_fill(mask.view(values.shape), 0.0))
         return
-    magnitude = torch.cat([seeding.read(p).abs().reshape(-1).to(params[0].device) for p in params])
+    device = model.get_parameter(group.targets[0].name).device
+    magnitude = torch.cat([read_target(model, t).abs().reshape(-1).to(device) for t in group.targets])
     mask = smallest(magnitude, round(level * magnitude.numel()))
-    for param, part in zip(params, mask.split([t.numel for t in group.targets])):
-        values = seeding.read(param)
-        seeding.write(param, values.masked_fill(part.to(values.device).view(values.shape), 0.0))
+    for target, part in zip(group.targets, mask.split([t.numel for t in group.targets])):
+        values = read_target(model, target)  # read again rather than hold every tensor's float32 copy at once
+        write_target(model, target, values.masked_fill(part.to(values.device).view(values.shape), 0.0))

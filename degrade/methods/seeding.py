@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from degrade.model import quant4
+from degrade.model.groups import Target
 
 
 def param_seed(seed: int, repeat: int, name: str, level: float | None = None) -> int:
@@ -56,17 +57,36 @@ def write(param: nn.Parameter, values: torch.Tensor) -> None:
         param.data.copy_(values)
 
 
+def read_target(model: nn.Module, target: Target) -> torch.Tensor:
+    """The float32 values of ``target``: its parameter's (may share storage), or a copy of a slice's rows."""
+    values = read(model.get_parameter(target.name))
+    if target.part is None:
+        return values
+    return values.index_select(target.part.dim, target.part.index(values.device))
+
+
+def write_target(model: nn.Module, target: Target, values: torch.Tensor) -> None:
+    """Put float32 ``values`` into ``target``; for a slice, into its rows only, every other row left as it was."""
+    param = model.get_parameter(target.name)
+    if target.part is None:
+        write(param, values)
+    else:  # slices of 4-bit tensors are refused when the group is resolved
+        param.data.index_copy_(target.part.dim, target.part.index(param.device), values.to(param.dtype))
+
+
 def elementwise(fn: Callable[..., torch.Tensor]) -> Callable[..., None]:
-    """The group-level form of a per-tensor method: ``fn`` on each parameter's float32 values, cast back."""
+    """The group-level form of a per-tensor method: ``fn`` on each target's float32 values, cast back.
+
+    A slice of a fused tensor is one tensor to ``fn`` (uni_quant rounds it over its own range).
+    """
 
     @torch.no_grad()
     def apply(model: nn.Module, group: Any, level: float, *, seeding: Seeding, options: Any = None) -> None:
         for target in group.targets:
-            param = model.get_parameter(target.name)
-            clean = read(param)
-            damaged = fn(clean, level, generator=seeding.generator(target.name, param.device))
+            clean = read_target(model, target)
+            damaged = fn(clean, level, generator=seeding.generator(target.key, clean.device))
             if damaged is not clean:
-                write(param, damaged)
+                write_target(model, target, damaged)
 
     apply.__doc__ = fn.__doc__
     return apply

@@ -26,23 +26,23 @@ from degrade.errors import DegradeError
 from degrade.methods.registry import LevelAxis, Option, register_group
 from degrade.methods.seeding import Seeding
 from degrade.model import quant4
-from degrade.model.groups import ResolvedGroup
+from degrade.model.groups import ResolvedGroup, Target
 from degrade.model.structure import UNITS, Slot, slot
 
 HOLDERS = {
-    "neuron": "MLP neurons (mlp_gate, mlp_up, mlp_down, e.g. param_group=mlp)",
+    "neuron": "MLP neurons (mlp_gate, mlp_up, mlp_down, mlp_gate_up, e.g. param_group=mlp_only)",
     "head": "attention heads (attn_q, attn_k, attn_v, attn_o, attn_qkv, e.g. param_group=attn)",
     "layer": "parameters inside decoder layers",
 }
 
 
-def layers(model: nn.Module, group: ResolvedGroup, unit: str) -> dict[tuple[str, int], list[tuple[str, Slot]]]:
-    """The group's parameters that hold ``unit``, by (tower, layer), each with where it holds them."""
-    found: dict[tuple[str, int], list[tuple[str, Slot]]] = {}
+def layers(model: nn.Module, group: ResolvedGroup, unit: str) -> dict[tuple[str, int], list[tuple[Target, Slot]]]:
+    """The group's targets that hold ``unit``, by (tower, layer), each with where it holds them."""
+    found: dict[tuple[str, int], list[tuple[Target, Slot]]] = {}
     for target in group.targets:
         where = slot(model, target, unit)
         if where is not None:
-            found.setdefault((target.tower, target.layer), []).append((target.name, where))
+            found.setdefault((target.tower, target.layer), []).append((target, where))
     return found
 
 
@@ -65,7 +65,7 @@ def check(model: nn.Module, group: ResolvedGroup, options: Mapping[str, Any]) ->
         if len(counts) > 1:
             raise DegradeError(
                 f"degradation.options.unit={unit}: the parameters of {tower} layer {layer} disagree on its "
-                f"number of units ({sorted(counts)}): {', '.join(name for name, _ in items)}"
+                f"number of units ({sorted(counts)}): {', '.join(target.key for target, _ in items)}"
             )
 
 
@@ -86,12 +86,14 @@ def neuron_ablation(
         return
     unit = options["unit"]
     for (tower, layer), items in layers(model, group, unit).items():
-        device = model.get_parameter(items[0][0]).device
+        device = model.get_parameter(items[0][0].name).device
         generator = seeding.generator(f"{tower}.layers.{layer}.{unit}", device)
         dead = torch.rand(items[0][1].count, generator=generator, device=device) < level
         if not dead.any():
             continue
-        for name, where in items:
-            param = model.get_parameter(name)
+        for target, where in items:
+            param = model.get_parameter(target.name)
             index = where.expand(dead.to(param.device)).nonzero().reshape(-1)
+            if target.part is not None:  # a slice's own rows → the fused tensor's rows
+                index = target.part.index(param.device)[index]
             param.data.index_fill_(where.dim, index, 0)

@@ -1,78 +1,32 @@
 """Parameter groups, resolved from the loaded model's own module structure.
 
-Nothing here knows a layer count. Every weight-bearing module is classified by its own
-name and its parent's (``self_attn.v_proj`` → ``attn_v``, GPT-2's ``mlp.c_proj`` →
-``mlp_down``), its tower by its path (``vision_tower`` …) and its layer by the index that
-follows ``layers``/``h``/``layer``/``blocks``. A group is a set of kinds, a tower, an
-optional layer range and exclusions; one that matches nothing is an error.
+Nothing here knows a layer count. Every weight gets a kind from its own name and its module's
+(:mod:`degrade.model.kinds`), its tower from its path (``vision_tower`` …) and its layer from the
+index that follows ``layers``/``h``/``layer``/``blocks``. A group is a set of kinds, a tower, an
+optional layer range and exclusions. A fused or stacked tensor is taken whole when the group names
+its kind or every projection it holds; when the group names only some of them (``attn_only`` on
+GPT-2's ``c_attn``), each is taken as a slice, its rows located by :mod:`degrade.model.fused`. A
+group that matches nothing, or that could hold a weight matrix no rule classifies, is an error.
 """
 
 from __future__ import annotations
 
+import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from torch import nn
 
 from degrade.errors import ConfigError, DegradeError
-from degrade.model import quant4
+from degrade.model import fused, quant4
+from degrade.model.fused import Part
+from degrade.model.kinds import FAMILIES, KINDS, TOWERS, classify, family, layer_of, roles, tower_of
 
-KINDS = (
-    "attn_q",
-    "attn_k",
-    "attn_v",
-    "attn_o",
-    "attn_qkv",
-    "mlp_gate",
-    "mlp_up",
-    "mlp_down",
-    "embed",
-    "embed_pos",
-    "lm_head",
-    "norm",
-)
-TOWERS = ("language", "vision", "all")
+__all__ = ["KINDS", "TOWERS", "Part", "ResolvedGroup", "Target", "candidates", "resolve_group"]
 
-_ATTN_PARENTS = {"self_attn", "attn", "attention", "self_attention", "cross_attn"}
-_MLP_PARENTS = {"mlp", "feed_forward", "ffn"}
-_ATTN_LEAVES = {
-    "q_proj": "attn_q",
-    "k_proj": "attn_k",
-    "v_proj": "attn_v",
-    "o_proj": "attn_o",
-    "out_proj": "attn_o",
-    "c_proj": "attn_o",
-    "dense": "attn_o",
-    "c_attn": "attn_qkv",
-    "qkv_proj": "attn_qkv",
-    "query_key_value": "attn_qkv",
-    "Wqkv": "attn_qkv",
-}
-_MLP_LEAVES = {
-    "gate_proj": "mlp_gate",
-    "w1": "mlp_gate",
-    "up_proj": "mlp_up",
-    "w3": "mlp_up",
-    "c_fc": "mlp_up",
-    "fc1": "mlp_up",
-    "down_proj": "mlp_down",
-    "w2": "mlp_down",
-    "c_proj": "mlp_down",
-    "fc2": "mlp_down",
-}
-_EMBED_LEAVES = {
-    "embed_tokens": "embed",
-    "wte": "embed",
-    "word_embeddings": "embed",
-    "tok_embeddings": "embed",
-    "wpe": "embed_pos",
-    "position_embedding": "embed_pos",
-    "embed_positions": "embed_pos",
-}
-_VISION_MARKERS = ("vision_tower", "vision_model", "visual", "image_encoder", "multi_modal_projector", "mm_projector")
-_LAYER_RE = re.compile(r"(?:^|\.)(?:layers|h|layer|blocks)\.(\d+)(?:\.|$)")
+log = logging.getLogger(__name__)
 
 
 class GroupSpec(Protocol):
@@ -87,13 +41,22 @@ class GroupSpec(Protocol):
 
 @dataclass(frozen=True)
 class Target:
-    """One parameter a group damages."""
+    """One tensor a group damages or, with ``part``, the rows of a fused tensor that hold one kind.
+
+    ``numel`` counts weights: a slice's own, a 4-bit tensor's unpacked (its storage holds two a byte).
+    """
 
     name: str
     kind: str
     tower: str
     layer: int | None
     numel: int
+    part: Part | None = None
+
+    @property
+    def key(self) -> str:
+        """What seeds the target's random draws: the parameter's name, with a slice's kind appended."""
+        return self.name if self.part is None else f"{self.name}[{self.part.kind}]"
 
 
 @dataclass
@@ -105,13 +68,15 @@ class ResolvedGroup:
 
     @property
     def names(self) -> list[str]:
-        return [t.name for t in self.targets]
+        """The parameters the group touches, each once (two slices of one tensor name it once)."""
+        return list(dict.fromkeys(t.name for t in self.targets))
 
     @property
     def numel(self) -> int:
         return sum(t.numel for t in self.targets)
 
     def summary(self) -> dict:
+        """What ``param_group.json`` holds: name, count, elements, kinds, names, and each slice's rows."""
         kinds: dict[str, int] = {}
         for t in self.targets:
             kinds[t.kind] = kinds.get(t.kind, 0) + 1
@@ -121,52 +86,36 @@ class ResolvedGroup:
             "elements": self.numel,
             "kinds": kinds,
             "names": self.names,
+            "slices": [
+                {"name": t.name, "kind": t.kind, "dim": t.part.dim, "ranges": [list(r) for r in t.part.ranges]}
+                for t in self.targets
+                if t.part is not None
+            ],
         }
 
 
-def classify(module_name: str, module: nn.Module) -> str | None:
-    """The kind of a weight-bearing module from its name and its parent's, or None."""
-    parts = module_name.split(".")
-    leaf, parent = parts[-1], (parts[-2] if len(parts) > 1 else "")
-    if isinstance(module, nn.Embedding):
-        return _EMBED_LEAVES.get(leaf, "embed" if "embed" in leaf else None)
-    if leaf == "lm_head":
-        return "lm_head"
-    if "norm" in type(module).__name__.lower() or "norm" in leaf or leaf.startswith("ln_"):
-        return "norm"
-    if parent in _ATTN_PARENTS:
-        return _ATTN_LEAVES.get(leaf)
-    if parent in _MLP_PARENTS:
-        return _MLP_LEAVES.get(leaf)
-    return None
-
-
-def tower_of(module_name: str) -> str:
-    return "vision" if any(m in module_name.split(".") for m in _VISION_MARKERS) else "language"
-
-
-def layer_of(module_name: str) -> int | None:
-    match = _LAYER_RE.search(module_name)
-    return int(match.group(1)) if match else None
+def _weights(model: nn.Module) -> Iterator[tuple[str, nn.Parameter, nn.Module, str | None]]:
+    """Every parameter of ``model`` once (tied ones under their first name), its module and its kind (or None)."""
+    modules = dict(model.named_modules())
+    for name, param in model.named_parameters():
+        owner = name.rpartition(".")[0]
+        module = modules[owner]
+        parent = modules.get(owner.rpartition(".")[0]) if owner else None
+        yield name, param, module, classify(name, module, parent)
 
 
 def candidates(model: nn.Module) -> Iterator[Target]:
-    """Every damageable weight of ``model``, each parameter once (tied weights count once).
+    """Every damageable weight of ``model``, each parameter once (tied weights count once)."""
+    for name, param, _, kind in _weights(model):
+        if kind is not None:
+            yield Target(name, kind, tower_of(name), layer_of(name), quant4.n_weights(param))
 
-    A target's ``numel`` is its number of weights, also for a 4-bit parameter whose packed storage holds two per byte.
-    """
-    seen: set[int] = set()
-    for module_name, module in model.named_modules():
-        weight = getattr(module, "weight", None)
-        if not isinstance(weight, nn.Parameter) or id(weight) in seen:
-            continue
-        kind = classify(module_name, module)
-        if kind is None:
-            continue
-        seen.add(id(weight))
-        yield Target(
-            f"{module_name}.weight", kind, tower_of(module_name), layer_of(module_name), quant4.n_weights(weight)
-        )
+
+def unclassified(model: nn.Module) -> Iterator[tuple[str, str | None]]:
+    """Each weight matrix (two or more dimensions) that no rule classifies, with where it sits if that tells."""
+    for name, param, module, kind in _weights(model):
+        if kind is None and (param.ndim >= 2 or quant4.is_4bit(param)):
+            yield name, family(name, module)
 
 
 def layer_counts(model: nn.Module) -> dict[str, int]:
@@ -202,28 +151,90 @@ def check_layers(model: nn.Module, cfg: GroupSpec) -> None:
         )
 
 
+def _take(model: nn.Module, cfg: GroupSpec, target: Target) -> list[Target]:
+    """What of ``target`` the group takes: all of it, none, or a slice per kind it names inside a fused tensor."""
+    held = roles(target.name, target.kind)
+    named = [kind for kind in held if kind in cfg.kinds]
+    if target.kind in cfg.kinds or len(named) == len(held):
+        return [target]
+    if not named:
+        return []
+    param = model.get_parameter(target.name)
+    if quant4.is_4bit(param):
+        raise DegradeError(
+            f"param_group={cfg.name}: {target.name} holds {', '.join(held)} in one 4-bit tensor, whose "
+            f"{', '.join(named)} rows cannot be damaged alone (quantizing it again would move the other rows); "
+            f"allowed: load the model without model.load_4bit, or a group that takes it whole ({target.kind})"
+        )
+    try:
+        parts = [fused.part_of(model, target.name, target.tower, kind) for kind in named]
+    except DegradeError as exc:
+        raise DegradeError(f"param_group={cfg.name}: {exc}") from None
+    per_row = target.numel // param.shape[parts[0].dim]
+    return [Target(target.name, p.kind, target.tower, target.layer, per_row * p.size, p) for p in parts]
+
+
+def _refuse_unclassified(model: nn.Module, cfg: GroupSpec, covers: Callable[[str], bool]) -> None:
+    """Refuse the group when a weight matrix no rule classifies could belong to it (it would be left out silently)."""
+    for name, where in unclassified(model):
+        could = where is None or any(kind in FAMILIES[where] for kind in cfg.kinds)
+        if could and covers(name):
+            shape = list(model.get_parameter(name).shape)
+            inside = f"sits in the {where} and " if where else ""
+            raise DegradeError(
+                f"param_group={cfg.name}: {name} {shape} is a weight matrix that {inside}no rule classifies, so "
+                "whether the group holds it is unknown; allowed: leave it out with "
+                f"param_group.exclude=[{re.escape(name)}]"
+            )
+
+
+def _log_slices(group: ResolvedGroup) -> None:
+    """One line per slice the group cuts out of the fused tensors of its layers: which kind, where, how many."""
+    seen: dict[tuple, int] = {}
+    for t in group.targets:
+        if t.part is not None:
+            key = (t.kind, t.part.dim, t.part.ranges, t.name.removesuffix(".weight").split(f".{t.layer}.")[-1])
+            seen[key] = seen.get(key, 0) + 1
+    for (kind, dim, ranges, where), count in seen.items():
+        rows = " ".join(f"[{a}, {b})" for a, b in ranges)
+        log.info(
+            "param_group %s: %s is %s along dim %d of %s, in %d tensors (their other rows stay clean)",
+            group.name,
+            kind,
+            rows,
+            dim,
+            where,
+            count,
+        )
+
+
 def resolve_group(model: nn.Module, cfg: GroupSpec) -> ResolvedGroup:
     """Select the parameters of ``cfg`` on ``model``.
 
     Raises:
         ConfigError: a layer range beyond the model's layers.
-        DegradeError: when the group matches no parameter of this model.
+        DegradeError: when the group matches no parameter of this model, could hold a weight matrix that no rule
+            classifies, or names part of a fused tensor whose layout is not known.
     """
     check_layers(model, cfg)
     excludes = [re.compile(p) for p in cfg.exclude]
-    picked = []
-    for target in candidates(model):
-        if target.kind not in cfg.kinds or (cfg.tower != "all" and target.tower != cfg.tower):
-            continue
-        if cfg.layers is not None and (target.layer is None or not cfg.layers[0] <= target.layer < cfg.layers[1]):
-            continue
-        if any(p.search(target.name) for p in excludes):
-            continue
-        picked.append(target)
+
+    def covers(name: str) -> bool:
+        layer = layer_of(name)
+        if cfg.tower != "all" and tower_of(name) != cfg.tower:
+            return False
+        if cfg.layers is not None and (layer is None or not cfg.layers[0] <= layer < cfg.layers[1]):
+            return False
+        return not any(p.search(name) for p in excludes)
+
+    _refuse_unclassified(model, cfg, covers)
+    picked = [taken for target in candidates(model) if covers(target.name) for taken in _take(model, cfg, target)]
     if not picked:
         found = sorted({(t.kind, t.tower) for t in candidates(model)})
         raise DegradeError(
             f"param_group={cfg.name}: matches no parameter of this model (kinds {list(cfg.kinds)}, tower "
             f"{cfg.tower}, layers {cfg.layers}); the model has: " + ", ".join(f"{k}/{t}" for k, t in found)
         )
-    return ResolvedGroup(cfg.name, picked)
+    group = ResolvedGroup(cfg.name, picked)
+    _log_slices(group)
+    return group
