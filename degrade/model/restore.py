@@ -2,12 +2,15 @@
 
 After :meth:`Snapshot.restore` the weights are bit-identical to the clean ones and no method's
 forward hook (``activation_noise``) is left on the model;
-:func:`fingerprint` proves it cheaply where the weights live.
+:func:`fingerprint` (a real digest of the bits) proves it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import torch
@@ -15,10 +18,8 @@ from torch import nn
 
 from degrade.model import hooks, quant4
 
-_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
-# Elements per fingerprint step: small on a CPU, where the int64 temporaries then stay in reused
-# heap memory (large ones are fresh pages every step, about 2.5x slower); large on a GPU.
-_CHUNK = {"cpu": 1 << 16, "cuda": 1 << 22}
+_BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}  # for legacy_fingerprint
+_CHUNK = 1 << 26  # bytes digested per step: on a GPU, the host copy a step makes
 
 
 class Snapshot:
@@ -46,7 +47,12 @@ class Snapshot:
                 clean[name] = quant4.capture(param) if quant4.is_4bit(param) else _cpu_copy(param, pin)
         self.saved: list[Any] = [clean[n] for n in self.names]
         # from the copies: the live 4-bit codes may be in the CPU kernel's layout until restored
-        self.clean_fingerprint = fingerprint(t for s in self.saved for t in quant4.captured_tensors(s))
+        self.clean_fingerprint = fingerprint(self.clean_tensors)
+
+    @property
+    def clean_tensors(self) -> list[torch.Tensor]:
+        """The clean copies, as :attr:`tensors` lists the live values."""
+        return [t for s in self.saved for t in quant4.captured_tensors(s)]
 
     @property
     def tensors(self) -> list[torch.Tensor]:
@@ -78,20 +84,54 @@ def _cpu_copy(param: torch.Tensor, pin: bool) -> torch.Tensor:
     return copy.pin_memory() if pin else copy
 
 
-@torch.no_grad()
 def fingerprint(tensors: Iterable[torch.Tensor]) -> str:
-    """A cheap, order-sensitive fingerprint of tensors' exact bits, computed on their device.
+    """A digest of tensors' exact bits, shapes and dtypes, in the order given (BLAKE2b, 128 bits).
 
-    Integer sums modulo 2**64 (int64 wraps) are associative, so the value is the same on every
-    device, for every chunk size, in every run.
+    Any change to any bit, and any permutation of elements or of tensors, changes it. The value does
+    not depend on the device, on the chunks a GPU tensor is copied in, or on the threads.
+    """
+    return _combine([("", t) for t in tensors])
+
+
+def model_fingerprint(model: nn.Module) -> str:
+    """The fingerprint of every parameter of ``model`` (a 4-bit one: codes and quant state), by name."""
+    named = sorted(model.named_parameters(), key=lambda item: item[0])
+    return _combine([(name, t) for name, p in named for t in quant4.state_tensors(p)])
+
+
+@torch.no_grad()
+def _combine(labelled: list[tuple[str, torch.Tensor]]) -> str:
+    # each tensor digested on its own, in threads (hashlib releases the GIL), then the digests in order
+    with ThreadPoolExecutor(max_workers=max(1, min(len(labelled), os.cpu_count() or 1))) as pool:
+        digests = list(pool.map(_digest, (t for _, t in labelled)))
+    outer = hashlib.blake2b(digest_size=16)
+    for (label, tensor), digest in zip(labelled, digests):
+        outer.update(f"{label}|{tuple(tensor.shape)}|{tensor.dtype}|".encode() + digest)
+    return outer.hexdigest()
+
+
+def _digest(tensor: torch.Tensor) -> bytes:
+    flat = tensor.detach().reshape(-1)
+    data = flat.contiguous().view(torch.uint8) if flat.numel() else flat.new_empty(0, dtype=torch.uint8)
+    digest = hashlib.blake2b(digest_size=16)
+    for start in range(0, data.numel(), _CHUNK):  # a GPU tensor crosses to the host a slice at a time
+        digest.update(data[start : start + _CHUNK].cpu().numpy())
+    return digest.digest()
+
+
+def legacy_fingerprint(tensors: Iterable[torch.Tensor]) -> str:
+    """The sum-of-squares print (16 hex digits) that ``metadata.json`` held before :func:`fingerprint`.
+
+    Blind to a permutation of elements, so never written any more; kept only so that a job dir written
+    with it can still be checked against the weights loaded now.
     """
     acc = 0
     for index, tensor in enumerate(tensors):
         flat = tensor.detach().reshape(-1)
         bits = flat.view(_BITS[flat.element_size()])
-        step, value = _CHUNK["cuda" if bits.is_cuda else "cpu"], 0
-        for start in range(0, bits.numel(), step):
-            chunk = bits[start : start + step].to(torch.int64)
+        value = 0
+        for start in range(0, bits.numel(), 1 << 16):
+            chunk = bits[start : start + (1 << 16)].to(torch.int64)
             value += int(chunk.sum()) + 31 * int((chunk * chunk).sum())
         acc = (acc * 1_000_003 + value + index) % (1 << 64)
     return f"{acc:016x}"

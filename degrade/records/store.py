@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import signal
 import time
 from collections.abc import Callable, Iterable
@@ -23,6 +22,7 @@ import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
 from degrade.records import jobdir
+from degrade.records.aside import move_aside, unreadable_aside
 from degrade.records.contract import record_key, to_table, upgrade
 
 log = logging.getLogger(__name__)
@@ -50,16 +50,19 @@ class RecordStore:
         A torn last line (a crash mid-write) is moved aside into ``records.jsonl.torn-*`` and cut
         from the journal; any other line that is not a record stops the job and leaves the file
         untouched. A view that cannot be read is kept aside, byte for byte, before it is rebuilt.
-        Records of the JSON array that the journal lacks (an older run, the original study's file,
-        or an import cut short) are added to the journal, so no record the array held is lost.
-        With ``repair=False`` (a dry run) nothing on disk changes.
+        Records of the JSON array or the Parquet file that the journal lacks (an older run, the original
+        study's file, a journal deleted or cut short) are added to the journal, so no record a view held
+        is lost. With ``repair=False`` (a dry run) nothing on disk changes.
         """
-        view = self._readable(self.json_path, _read_json_array, repair)
-        self._readable(self.out_dir / PARQUET, pq.read_metadata, repair)
+        views = [
+            (path, self._readable(path, read, repair))
+            for path, read in ((self.json_path, _read_json_array), (self.out_dir / PARQUET, _read_parquet))
+        ]
         if self.journal.exists():
             self._read_journal(repair)
-        if view:
-            self._adopt(view, repair)
+        for path, view in views:
+            if view:
+                self._adopt(path, view, repair)
         return len(self.records)
 
     def reset(self) -> None:
@@ -91,20 +94,19 @@ class RecordStore:
             return read(path)
         except Exception as exc:  # noqa: BLE001 - any failure to parse means the file is unusable
             if repair:
-                aside = path.with_name(f"{path.name}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}")
-                os.replace(path, aside)
+                kept = unreadable_aside(path)
                 log.warning(
                     "%s is unreadable (%s); kept aside as %s and rebuilt from the journal",
                     path.name,
                     str(exc).splitlines()[0][:120],
-                    aside.name,
+                    kept.name,
                 )
             return None
 
-    def _adopt(self, view: list[dict[str, Any]], repair: bool) -> None:
-        """Take the JSON array's records that the journal lacks (into the journal, with ``repair``)."""
+    def _adopt(self, path: Path, view: list[dict[str, Any]], repair: bool) -> None:
+        """Take a view's records that the journal lacks (into the journal, with ``repair``)."""
         problem = "lacks the fields that say which prompt and cell it covers; nothing was changed: repair it"
-        missing = [r for r in _records(view, f"{self.json_path}: record", problem) if not self.has(r)]
+        missing = [r for r in _records(view, f"{path}: record", problem) if not self.has(r)]
         if not missing:
             return
         if repair:
@@ -114,7 +116,7 @@ class RecordStore:
                 self._remember(record)
         log.info(
             "%s holds %d records the journal lacked; %s",
-            self.json_path.name,
+            path.name,
             len(missing),
             "added them to the journal" if repair else "they count as done",
         )
@@ -147,18 +149,17 @@ class RecordStore:
             os.fsync(fh.fileno())
 
     def set_aside(self) -> Path | None:
-        """Move this job's previous result files into ``previous-<time>/`` (for ``force_run``)."""
-        files = (self.journal, self.json_path, self.out_dir / PARQUET, self.out_dir / METADATA)
-        existing = [p for p in files if p.exists()]
-        if not existing:
-            return None
-        aside = self.out_dir / f"previous-{time.strftime('%Y%m%d-%H%M%S')}"
-        aside.mkdir(exist_ok=True)
-        for path in existing:
-            shutil.move(str(path), aside / path.name)
-        self.records, self.keys = [], set()
-        log.info("force_run: previous results moved to %s", aside)
-        return aside
+        """Move this job's previous results, and all made from them, into a new ``previous-<time>/`` (force_run)."""
+        self.reset()
+        return move_aside(self.out_dir, (self.json_path.name, JOURNAL, PARQUET, METADATA))
+
+    def rewrite(self, records: list[dict[str, Any]]) -> None:
+        """Replace the journal with ``records`` (the same keys, rescored), atomically."""
+        payload = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+        write_atomic(self.journal, lambda p: p.write_bytes(payload))
+        self.reset()
+        for record in records:
+            self._remember(record)
 
     def write_views(self) -> None:
         """Rebuild the JSON array and the Parquet file from the records, atomically."""
@@ -224,6 +225,10 @@ def write_json(path: Path, payload: Any) -> None:
     """``payload`` as indented UTF-8 JSON, atomically (see :func:`write_atomic`)."""
     text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    return pq.read_table(path).to_pylist()
 
 
 def _read_json_array(path: Path) -> list[dict[str, Any]]:

@@ -99,3 +99,87 @@ def test_other_weights_under_the_same_source_are_refused(tmp_path, embedded_dir)
     with pytest.raises(DegradeError, match="holds records of other weights"):
         run_job(compose_cfg(*args, "degradation.levels=[0,0.2,0.4]"), run)
     assert tree(run) == before
+
+
+# --- a score follows its answers ---------------------------------------------------------------------------
+
+# qwen2's random weights decode to words (llama's to blanks), so an answer can be made to match an output.
+IQ = (
+    "model=tiny_random",
+    "model.random_arch=qwen2",
+    "experiment=iq",
+    "experiment.limit=2",
+    "generation.max_new_tokens=6",
+)
+
+
+def frame_of(out: Path) -> pd.DataFrame:
+    return pd.read_parquet(out / "records.parquet").sort_values(["level_value", "prompt_id"], ignore_index=True)
+
+
+@pytest.fixture
+def iq_run(tmp_path) -> Path:
+    run_job(compose_cfg(*IQ, "degradation.levels=[0]"), tmp_path)
+    return tmp_path
+
+
+def first_word(out: Path) -> str:
+    return frame_of(out).output[0].split()[0]
+
+
+def test_changed_answers_rescore_the_stored_outputs(iq_run: Path, caplog) -> None:
+    word, old = first_word(iq_run), frame_of(iq_run)
+    assert list(old.correct) == [0, 0]
+    caplog.set_level("INFO", logger="degrade")
+    summary = run_job(compose_cfg(*IQ, "degradation.levels=[0]", f"experiment.prompts.0.answers=[{word}]"), iq_run)
+    new, meta = frame_of(iq_run), json.loads((iq_run / "metadata.json").read_text())
+    assert summary.generated == 0 and "rescored 2 records from their stored outputs, 1 of them" in caplog.text
+    assert list(new.correct) == [1, 0] and list(new.answers[0]) == [word]
+    assert list(new.output) == list(old.output)  # scored again, not generated again
+    assert set(new.settings_hash) == {meta["settings_hash"]} != set(old.settings_hash)
+    kept = list(iq_run.glob("previous-*/records.jsonl"))  # the journal it replaced
+    assert len(kept) == 1 and {json.loads(line)["correct"] for line in kept[0].read_text().splitlines()} == {0}
+
+
+def test_an_answers_file_then_a_level_gives_one_answer_key(iq_run: Path, tmp_path_factory) -> None:
+    """The answers file rescores the earlier level; the added level is scored with it too: one key, one hash."""
+    word = first_word(iq_run)
+    answers = tmp_path_factory.mktemp("answers") / "answers.yaml"
+    answers.write_text(f"iq_01: [{word}]\n", encoding="utf-8")
+    cfg = compose_cfg(*IQ, "degradation.levels=[0,0.2]", f"experiment.answers_file={answers}")
+    summary = run_job(cfg, iq_run)
+    frame = frame_of(iq_run)
+    assert (summary.generated, summary.skipped) == (2, 2)
+    assert {tuple(a) for a in frame[frame.prompt_id == "iq_01"].answers} == {(word,)}
+    assert frame.correct[0] == 1 and frame.settings_hash.nunique() == 1
+
+
+def test_turning_on_info_units_rescores_instead_of_refusing(finished: Path) -> None:
+    assert frame_of(finished).info_units.isna().all()
+    summary = run_job(compose_cfg(*BASE, "experiment.info_units=true"), finished)
+    assert summary.generated == 0 and frame_of(finished).info_units.notna().all()
+
+
+def test_a_record_rescored_unchanged_keeps_its_scores(iq_run: Path) -> None:
+    """What rescoring computes is what the job wrote: a record scored again from its output is the same record."""
+    from degrade.job.rescore import record_scores
+
+    cfg = compose_cfg(*IQ)
+    answers = {p.id: p.answers for p in cfg.experiment.prompts}
+    for record in (json.loads(line) for line in (iq_run / "records.jsonl").read_text().splitlines()):
+        scores = record_scores(record["output"], answers[record["prompt_id"]], False)
+        assert {k: record[k] for k in scores} == scores
+
+
+# --- a level is given once -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("levels", ["[0.1,0.1]", "[0,-0.0]"])
+def test_a_level_given_twice_is_refused_in_one_line(finished: Path, levels: str) -> None:
+    before = tree(finished)
+    result = run_cli(*BASE[:2], f"degradation.levels={levels}", BASE[3], f"hydra.run.dir={finished}")
+    output = result.stdout + result.stderr
+    errors = [line for line in output.splitlines() if "[ERROR]" in line]
+    assert result.returncode == 2 and "Traceback" not in output, output
+    assert len(errors) == 1 and "degradation.levels" in errors[0] and "given more than once" in errors[0]
+    assert tree(finished) == before

@@ -122,7 +122,7 @@ def test_offline_hub_id_in_the_local_cache_loads_from_it(tmp_path, embedded_dir)
     (snapshot.parents[1] / "refs" / "main").write_text("0123456789abcdef")
     script = (
         "from degrade.config.compose import compose_config\n"
-        "from degrade import loading\n"
+        "from degrade.model import loading\n"
         "cfg = compose_config('model=tiny_random', 'model.source=nobody-h2/cached-tiny', 'model.name=cached')\n"
         "loaded = loading.load(cfg.model, 'cpu')\n"
         "print(loaded.source, sum(p.numel() for p in loaded.model.parameters()))\n"

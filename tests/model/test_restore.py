@@ -14,7 +14,7 @@ from degrade.config.schema import ParamGroupConfig
 from degrade.methods import METHODS, damage
 from degrade.methods.damage import param_seed
 from degrade.model.groups import ResolvedGroup, resolve_group
-from degrade.model.restore import Snapshot, fingerprint
+from degrade.model.restore import Snapshot, fingerprint, legacy_fingerprint, model_fingerprint
 
 DTYPES = [torch.float32, torch.bfloat16]
 DAMAGE = [("mult_gauss", 0.5), ("ablation", 0.5), ("uni_quant", 4)]
@@ -119,12 +119,35 @@ def test_fingerprint_sees_one_ulp_and_order() -> None:
     assert fingerprint([minus_zero]) != fingerprint([torch.zeros(4)])  # bits, not values
 
 
-# The integer view of each element size: the bits a fingerprint adds up.
+def test_fingerprint_sees_a_permutation() -> None:
+    """Elements in another order (same multiset of bits), or a tensor reshaped, give another fingerprint."""
+    a = torch.randn(64, 48, generator=torch.Generator().manual_seed(0))
+    shuffled = a.reshape(-1)[torch.randperm(a.numel(), generator=torch.Generator().manual_seed(1))].reshape(a.shape)
+    swapped = a.clone()
+    swapped[[0, 1]] = a[[1, 0]]  # two rows exchanged
+    assert fingerprint([shuffled]) != fingerprint([a])
+    assert fingerprint([swapped]) != fingerprint([a])
+    assert fingerprint([a.T.contiguous()]) != fingerprint([a])
+    assert fingerprint([a.reshape(48, 64)]) != fingerprint([a])
+
+
+def test_the_whole_model_fingerprint_sees_every_parameter() -> None:
+    """One ulp in a parameter outside any group changes the model's fingerprint; a deep copy prints the same."""
+    model, _ = tiny_llama()
+    base = model_fingerprint(model)
+    assert model_fingerprint(copy.deepcopy(model)) == base
+    norm = model.get_parameter("model.norm.weight")
+    with torch.no_grad():
+        norm[0] = torch.nextafter(norm[0], torch.tensor(float("inf")))
+    assert model_fingerprint(model) != base
+
+
+# The integer view of each element size: the bits the legacy fingerprint adds up.
 BITS = {1: torch.uint8, 2: torch.int16, 4: torch.int32, 8: torch.int64}
 
 
-def exact_fingerprint(tensors: list[torch.Tensor]) -> str:
-    """The fingerprint's definition in exact integers, with no chunks and no int64 wrap-around on the way.
+def exact_legacy_fingerprint(tensors: list[torch.Tensor]) -> str:
+    """The legacy fingerprint's definition in exact integers, with no chunks and no int64 wrap-around on the way.
 
     Each tensor contributes Σb + 31·Σb² over the integer views b of its elements, tensors folded in order;
     everything modulo 2**64.
@@ -137,18 +160,16 @@ def exact_fingerprint(tensors: list[torch.Tensor]) -> str:
     return f"{acc:016x}"
 
 
-def test_fingerprint_is_the_exact_sum_whatever_the_chunks() -> None:
-    """The CPU and a GPU step through tensors in different chunks, with int64 sums that wrap; the value may not
-    notice: tensors of several CPU chunks (float32, bfloat16, 4-bit codes) print as the exact-integer definition.
-    """
+def test_legacy_fingerprint_is_the_exact_sum_whatever_the_chunks() -> None:
+    """The print older job dirs hold, still computed as they computed it, so their weights can be checked."""
     tensors = [
         torch.randn(1000, 237, generator=torch.Generator().manual_seed(2)),  # 237 000 elements: 4 CPU chunks
         torch.arange(70_001, dtype=torch.int64).remainder(256).to(torch.uint8),
         torch.randn(100_003, generator=torch.Generator().manual_seed(3)).to(torch.bfloat16),
         torch.randn(5).to(torch.float16),
     ]
-    assert fingerprint(tensors) == exact_fingerprint(tensors)
-    assert fingerprint(tensors[:1]) == exact_fingerprint(tensors[:1])
+    assert legacy_fingerprint(tensors) == exact_legacy_fingerprint(tensors)
+    assert legacy_fingerprint(tensors[:1]) == exact_legacy_fingerprint(tensors[:1])
 
 
 # --- what apply touches -------------------------------------------------------------------

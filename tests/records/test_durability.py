@@ -462,7 +462,7 @@ def test_force_run_keeps_old_files_aside_and_recomputes_everything(tmp_path: Pat
     run_job(small_cfg(), tmp_path)
     old = {
         name: (tmp_path / name).read_bytes()
-        for name in ("records.jsonl", JSON_VIEW, "records.parquet", "metadata.json")
+        for name in ("records.jsonl", JSON_VIEW, "records.parquet", "metadata.json", "param_group.json")
     }
     old_times = {r["timestamp"] for r in journal(tmp_path)}
     time.sleep(1.1)  # new timestamps (second resolution) tell the recomputed records apart
@@ -620,6 +620,7 @@ def test_dry_run_on_an_interrupted_dir_changes_no_byte(finished_copy: Path) -> N
     lines = (finished_copy / "records.jsonl").read_bytes().splitlines(keepends=True)
     (finished_copy / "records.jsonl").write_bytes(b"".join(lines[:7]) + lines[7][:50])  # a torn 8th line
     (finished_copy / JSON_VIEW).write_bytes((finished_copy / JSON_VIEW).read_bytes()[:-10])  # unreadable view
+    pq.write_table(to_table([json.loads(line) for line in lines[:6]]), finished_copy / "records.parquet")  # last cell's
     before = result_bytes(finished_copy)
 
     result = run_cli(*job_args(finished_copy), "dry_run=true")
