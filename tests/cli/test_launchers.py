@@ -61,7 +61,7 @@ def test_sequential_multirun_loads_the_model_once(tmp_path) -> None:
     # Each job left the shared model clean: the next jobs' snapshots of a group are the same clean weights.
     clean = {}
     for m in meta.values():
-        clean.setdefault(m["param_group"]["name"], set()).add(m["model"]["weights_fingerprint"])
+        clean.setdefault(m["param_group"]["name"], set()).add(m["model"]["group_fingerprint"])
     assert sorted(clean) == ["attn_only", "mlp_only"] and all(len(v) == 1 for v in clean.values())
 
 
