@@ -104,7 +104,7 @@ def check(earlier: Earlier, settings: dict[str, Any], new_hash: str, records: li
 def _why_unaccounted(earlier: Earlier, old_hash: str | None) -> str:
     if earlier.unreadable:
         return f"{METADATA}, which said which, is unreadable"
-    if not earlier.meta:
+    if earlier.settings is None:
         return f"no {METADATA} says which"
     return f"{METADATA} describes others (settings hash {old_hash})"
 

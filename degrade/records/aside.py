@@ -66,7 +66,7 @@ def keep_copies(out_dir: Path, names: Iterable[str], why: str) -> Path | None:
     target = previous_dir(out_dir)
     for path in existing:
         shutil.copy2(path, target / path.name)
-    log.info("%s: the files they replace are kept in %s", why, target)
+    log.info("%s: %s as they were kept in %s", why, " and ".join(p.name for p in existing), target)
     return target
 
 

@@ -101,6 +101,29 @@ def test_other_weights_under_the_same_source_are_refused(tmp_path, embedded_dir)
     assert tree(run) == before
 
 
+@pytest.mark.parametrize("same", [True, False], ids=["same-weights", "other-weights"])
+def test_a_dir_holding_the_older_sum_print_is_still_checked(finished: Path, same: bool) -> None:
+    """metadata.json of a job dir written before the digest holds the group's sum print: it is compared the old way."""
+    from degrade.model import loading
+    from degrade.model.groups import resolve_group
+    from degrade.model.restore import Snapshot, legacy_fingerprint
+
+    cfg = compose_cfg(*BASE)
+    model = loading.load(cfg.model, "cpu").model
+    clean = legacy_fingerprint(Snapshot(model, resolve_group(model, cfg.param_group).names).clean_tensors)
+    meta = json.loads((finished / "metadata.json").read_text())
+    meta["model"]["weights_fingerprint"] = clean if same else f"{int(clean, 16) ^ 1:016x}"
+    (finished / "metadata.json").write_text(json.dumps(meta))
+    added = compose_cfg(*BASE[:2], "degradation.levels=[0,0.2,0.4]", BASE[3])
+    if same:
+        assert run_job(added, finished).generated == 2
+    else:
+        before = tree(finished)
+        with pytest.raises(DegradeError, match="holds records of other weights"):
+            run_job(added, finished)
+        assert tree(finished) == before
+
+
 # --- a score follows its answers ---------------------------------------------------------------------------
 
 # qwen2's random weights decode to words (llama's to blanks), so an answer can be made to match an output.
