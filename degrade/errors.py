@@ -30,3 +30,10 @@ def require(ok: bool, key: str, problem: str) -> None:
     """Raise :class:`ConfigError` for ``key`` with ``problem`` unless ``ok``: the checks' one-line form."""
     if not ok:
         raise ConfigError(key, problem)
+
+
+def one_line(exc: BaseException, limit: int = 300) -> str:
+    """``exc`` as one line: its type and its message, lines joined, cut at ``limit`` characters."""
+    message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or "no message"
+    line = f"{type(exc).__name__}: {message}"
+    return line if len(line) <= limit else line[: limit - 1] + "…"

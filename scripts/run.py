@@ -60,8 +60,8 @@ def main(cfg: DictConfig) -> None:
     )
     if in_sweep:
         sweep_summary.report(Path(hc.sweep.dir), hc.job.num, overrides, out_dir, outcome)
-    if outcome.exit_code == 130 or (outcome.exit_code and not in_sweep):
-        sys.exit(outcome.exit_code)  # Ctrl-C stops a whole sweep; any other failure stops only its job
+    if outcome.status == "interrupted" or (outcome.exit_code and not in_sweep):
+        sys.exit(outcome.exit_code)  # Ctrl-C or SIGTERM stops a whole sweep; any other failure stops only its job
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -22,7 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from degrade.cli.joblog import JobFiles, log_traceback
-from degrade.errors import DegradeError
+from degrade.errors import DegradeError, one_line
+from degrade.job import interrupt
 from degrade.records.store import write_json
 from degrade.units import hms
 
@@ -52,15 +54,18 @@ def run_guarded(job: Callable[[], Any], files: JobFiles) -> Outcome:
     started its log); Ctrl-C is one line. Whatever happens, ``files`` is finished: a job that
     never started writing leaves no log and no dir behind.
     """
+    interrupt.install()  # Ctrl-C and SIGTERM are recorded, and acted on at the job's next safe point
     try:
+        interrupt.check()  # a stop asked for before this job (the previous one of a sweep) stops it before it starts
         summary = job()
     except DegradeError as exc:
         log.error("%s", exc)
         return Outcome("failed", str(exc), exc.exit_code)
-    except KeyboardInterrupt:
-        line = f"interrupted: every finished batch is kept in {files.out_dir}; run the same command to continue"
+    except KeyboardInterrupt as exc:
+        how = "stopped by SIGTERM" if getattr(exc, "signum", None) == signal.SIGTERM else "interrupted"
+        line = f"{how}: every finished batch is kept in {files.out_dir}; run the same command to continue"
         log.error("%s", line)
-        return Outcome("interrupted", line, 130)
+        return Outcome("interrupted", line, getattr(exc, "exit_code", 130))
     except Exception as exc:  # noqa: BLE001 - any other failure is this job's, not the sweep's
         line = one_line(exc)
         where = files.keep_log()
@@ -84,13 +89,6 @@ def run_guarded(job: Callable[[], Any], files: JobFiles) -> Outcome:
         summary.out_dir,
     )
     return Outcome("done")
-
-
-def one_line(exc: BaseException, limit: int = 300) -> str:
-    """``exc`` as one line: its type and its message, lines joined."""
-    message = " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or "no message"
-    line = f"{type(exc).__name__}: {message}"
-    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 @dataclass

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from degrade.config.schema import RunConfig
 from degrade.generation import text, vision
 from degrade.generation.memory import MemoryPolicy, is_out_of_memory
+from degrade.job import interrupt
 from degrade.job.prepare import Prepared, Prompt, Shown
 from degrade.methods import damage
 from degrade.model.restore import fingerprint
@@ -112,6 +113,7 @@ class CellRunner:
         """Generate ``prompts`` in batches sized by the memory policy; return the new tokens."""
         pending, tokens, batch_no = list(prompts), 0, 0
         while pending:
+            interrupt.check()  # a safe point between two batches
             batch = pending[: self.policy.size]
             try:
                 with self.timed("generate"):
@@ -162,7 +164,7 @@ class CellRunner:
         ids = [self.prepared.encoded[p.id] for p in batch]
         if self.prepared.engine is not None:
             return self.prepared.engine.generate(ids, [p.id for p in batch], params, seed)
-        progress = text.Progress(params.max_new_tokens, report)
+        progress = interrupt.StopAware(text.Progress(params.max_new_tokens, report))  # a safe point per token
         return text.generate(loaded.model, loaded.tokenizer, ids, params, loaded.device, progress=progress)
 
     def _perplexity(self, cell: Cell) -> float | None:

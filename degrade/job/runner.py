@@ -12,13 +12,16 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from degrade.config.schema import RunConfig
-from degrade.job import dryrun, provenance, resume
+from degrade.errors import one_line
+from degrade.job import dryrun, interrupt, provenance, resume
 from degrade.job.cells import Cell, CellRunner, cells
-from degrade.job.plan import describe
+from degrade.job.failures import CellFailures
+from degrade.job.plan import log_plan
 from degrade.job.prepare import Prepared, Prompt, prepare, shown
 from degrade.job.rescore import rescore
 from degrade.job.settings import record_settings, settings_hash
@@ -88,6 +91,7 @@ class Job:
             prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
             if prepared is not None:
                 resume.refuse_other_weights(earlier, prepared.loaded.fingerprint, prepared.snapshot)
+            interrupt.check()  # a stop asked for while the model loaded: nothing is written yet
             self.start(earlier, rescoring)
             return self.execute(self.work(), prepared)
 
@@ -123,24 +127,8 @@ class Job:
         return {c: [p for p in self.shown.prompts if not self.store.has(self.key(c, p))] for c in self.cells}
 
     def log_plan(self, work: dict[Cell, list[Prompt]]) -> None:
-        log.info("%s", describe(self.cfg, len(self.shown.prompts)))  # first: what runs, as the config settled
-        if self.store.records:
-            log.info("resuming: %d records already in %s", len(self.store.records), self.store.journal)
-        prompts, missing = self.shown.prompts, self.missing(work)
-        log.info(
-            "plan: %d cells × %d prompts = %d generations, %d to run",
-            len(self.cells),
-            len(prompts),
-            len(self.cells) * len(prompts),
-            missing,
-        )
+        log_plan(self.cfg, self.store, self.shown.prompts, len(self.cells), self.missing(work))
         resume.log_changed_prompts(self.store.records, self.shown.prompts)
-        if missing and not self.cfg.generation.do_sample and self.cfg.experiment.n_rep > 1:
-            log.info(
-                "greedy decoding: repetitions differ only by their damage draw, so at level 0 (the clean "
-                "model) the %d repetitions are identical",
-                self.cfg.experiment.n_rep,
-            )
 
     def start(self, earlier: resume.Earlier, rescoring: resume.Rescoring | None) -> None:
         """The job takes its dir: from here on it writes. The metadata is written last, once the records are its."""
@@ -190,28 +178,38 @@ class Job:
         )
         write_json(self.out_dir / "param_group.json", prepared.group.summary())
         runner = CellRunner(self.cfg, prepared, self.shown, self.store, self.facts(prepared), self.missing(work))
+        failures = CellFailures(self.cfg.degradation.method)
         try:
             for number, (cell, prompts) in enumerate(work.items(), start=1):
                 if prompts:
-                    runner.run(number, len(work), cell, prompts)
+                    interrupt.check()  # a safe point between two cells
+                    run = partial(runner.run, number, len(work), cell, prompts)
+                    failures.attempt(f"cell {number}/{len(work)}", cell, run)
         finally:
             prepared.snapshot.restore()  # a model reused by the next job of a multirun starts clean
+            self.meta.update(failures.metadata())
+        failures.raise_if_any()
         return runner
 
     def finish(self, runner: CellRunner | None, prepared: Prepared | None) -> None:
         start = time.perf_counter()
-        self.store.write_views()
-        timings = dict(runner.timings) if runner else {"cells": 0}
-        timings["views_s"] = timings.get("views_s", 0.0) + time.perf_counter() - start
-        timings["load_s"] = prepared.loaded.load_s if prepared and not prepared.loaded.cache_hit else 0.0
-        timings["total_s"] = time.perf_counter() - self.started
-        self.meta.update(
-            end_time=_now(),
-            records=len(self.store.records),
-            generated=runner.generated if runner else 0,
-            timings={k: round(v, 4) for k, v in timings.items()},
-        )
-        write_json(self.out_dir / METADATA, self.meta)
+        try:
+            self.store.write_views()
+        except Exception as exc:
+            self.meta.update(status="failed", error=f"the views could not be written: {one_line(exc)}")
+            raise
+        finally:
+            timings = dict(runner.timings) if runner else {"cells": 0}
+            timings["views_s"] = timings.get("views_s", 0.0) + time.perf_counter() - start
+            timings["load_s"] = prepared.loaded.load_s if prepared and not prepared.loaded.cache_hit else 0.0
+            timings["total_s"] = time.perf_counter() - self.started
+            self.meta.update(
+                end_time=_now(),
+                records=len(self.store.records),
+                generated=runner.generated if runner else 0,
+                timings={k: round(v, 4) for k, v in timings.items()},
+            )
+            write_json(self.out_dir / METADATA, self.meta)
 
     # -- helpers --------------------------------------------------------------------------------------------
 
