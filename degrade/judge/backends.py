@@ -2,7 +2,7 @@
 
 A backend takes conversations (lists of chat messages) and returns one :class:`Completion`
 per conversation, in order. The registry names a class by its import path, so a backend's
-dependencies (the ``openai`` client) load only when it is used.
+dependencies (``httpx`` for the ``openai`` backend) load only when it is used.
 """
 
 from __future__ import annotations
@@ -22,11 +22,12 @@ BACKENDS = {
 class Completion:
     """One answer of the judge model, or why there is none."""
 
-    text: str | None  # None when the server could not be reached or kept failing (``error`` says why)
+    text: str | None  # None when there is no answer: ``error`` says why, ``raw`` holds a reply that was not one
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
     transport_retries: int = 0  # calls repeated after a 429, a 5xx, a timeout or a dropped connection
+    raw: str | None = None  # a reply that is not an answer (not a chat completion): a failed judgment keeps it
 
 
 class Backend(Protocol):

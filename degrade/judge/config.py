@@ -7,6 +7,7 @@ cross-field checks raise :class:`~degrade.errors.ConfigError` at ``OmegaConf.to_
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, List, Optional  # noqa: UP035 - typing.List, as degrade/config/schema.py, for OmegaConf
@@ -95,11 +96,14 @@ class BackendConfig:
         for key in ("max_tokens", "batch_size", "concurrency"):
             check(getattr(self, key) >= 1, f"judge.backend.{key}", f"{getattr(self, key)}; must be ≥ 1")
         check(self.retries >= 0, "judge.backend.retries", f"{self.retries}; must be ≥ 0")
-        check(self.timeout_s > 0 and self.backoff_s >= 0, "judge.backend.timeout_s", "timeout > 0, backoff ≥ 0")
+        ok = math.isfinite(self.timeout_s + self.backoff_s) and self.timeout_s > 0 and self.backoff_s >= 0
+        check(ok, "judge.backend.timeout_s", "timeout > 0, backoff ≥ 0, both finite")
         if self.name == "local":
             check(self.source is not None, "judge.backend.source", "missing; the local backend loads a model")
         if self.name == "openai":
             check(bool(self.base_url), "judge.backend.base_url", "missing; give the server's URL, e.g. …/v1")
+            scheme = str(self.base_url).partition("://")[0]
+            check(scheme in ("http", "https"), "judge.backend.base_url", "allowed: an http:// or https:// URL, …/v1")
 
 
 @dataclass

@@ -16,7 +16,7 @@ from typing import Any
 
 import pandas as pd
 
-from degrade.judge.store import JOURNAL, field_types, read_judgments
+from degrade.judge.store import JOURNAL, field_types, rates, read_judgments
 from degrade.records.collect import collect
 from degrade.records.contract import KEY_FIELDS
 
@@ -45,7 +45,8 @@ def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
     """``records`` (as ``records.collect.collect`` read them from ``root``) with the judgments under ``root``.
 
     Where a rubric was judged with several settings (another judge model, an edited rubric), the
-    most recent judge hash is used, and a warning names the others.
+    most recent judge hash is used, and a warning names the others. A judgment is joined only to the
+    output it rated (:func:`degrade.judge.store.rates`): a record whose output changed since shows none.
     """
     judgments = read_all(root)
     if judgments.empty:
@@ -57,10 +58,11 @@ def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
             log.warning(
                 "rubric %s was judged with %d settings; the report uses the latest, %s", rubric, len(hashes), hashes[-1]
             )
-        latest = group[group["judge_hash"] == hashes[-1]]
+        judged = group[group["judge_hash"] == hashes[-1]]
+        types = field_types(judged.to_dict("records"))  # every field a column, even where no output is rated now
+        latest = _of_current_outputs(judged, records, keys)
         wide = latest[keys].copy()
         wide[f"judge_{rubric}_status"] = latest["status"].astype("string")
-        types = field_types(latest.to_dict("records"))
         for column, kind in types.items():
             name = column.removeprefix(f"{rubric}_")
             values = [r.get(name) for r in latest["ratings"]]
@@ -69,6 +71,21 @@ def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
             )
         records = records.merge(wide, on=keys, how="left")
     return records
+
+
+def _of_current_outputs(judgments: pd.DataFrame, records: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """The judgments that rated their record's output as it is now, the latest one for a record."""
+    outputs = records[[*keys, "output", "timestamp"]].rename(columns={"timestamp": "record_timestamp"})
+    both = judgments.merge(outputs, on=keys, how="inner")
+    if both.empty:
+        return judgments.iloc[0:0]
+    hashes = both["output_hash"] if "output_hash" in both else pd.Series([None] * len(both), index=both.index)
+    rated = [
+        rates({"output_hash": None if pd.isna(h) else h, "timestamp": t}, {"output": o, "timestamp": rt})
+        for h, t, o, rt in zip(hashes, both["timestamp"], both["output"], both["record_timestamp"])
+    ]
+    kept = both[rated].sort_values("timestamp").drop_duplicates(keys, keep="last")
+    return kept.drop(columns=["output", "record_timestamp"])
 
 
 def cohen_kappa(a: list[int], b: list[int]) -> dict[str, Any]:

@@ -115,7 +115,7 @@ def _json_object(text: str) -> dict[str, Any]:
     for candidate in candidates:
         try:
             obj = json.loads(candidate)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             continue
         if isinstance(obj, dict):
             return obj

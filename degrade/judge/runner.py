@@ -1,9 +1,10 @@
 """Judge a run: every selected record not judged yet, batch by batch, each batch journaled before the next.
 
 An answer that is not JSON or breaks the rubric's schema is asked again (``judge.invalid_retries``
-times, with what was wrong) and then recorded as ``failed`` with its raw text. A record the server
-could not answer (retries used up on 429, 5xx or connection errors) is not recorded: the command
-says how many, exits 1, and the same command tries them again.
+times, with what was wrong) and then recorded as ``failed`` with its raw text; so is, at once, a reply
+that is not a chat completion. A record the server could not answer (retries used up on 429, 5xx,
+timeouts or connection errors) is not recorded: the command says how many, exits 1, and the same
+command tries them again. A judgment is of one output: a record whose output changed is judged again.
 """
 
 from __future__ import annotations
@@ -11,13 +12,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from degrade.judge import jobs
 from degrade.judge.backends import Backend, make_backend
 from degrade.judge.dryrun import estimate
+from degrade.judge.redact import Redactor, redacted_logs
 from degrade.judge.rubric import (
     InvalidAnswer,
     correction,
@@ -28,7 +32,7 @@ from degrade.judge.rubric import (
     settings_hash,
 )
 from degrade.judge.select import Item, select
-from degrade.judge.store import JudgmentStore, judgment_key
+from degrade.judge.store import JudgmentStore, output_hash
 from degrade.records.collect import collect
 from degrade.records.contract import KEY_FIELDS
 
@@ -64,43 +68,77 @@ class Task:
 
 
 def judge_run(cfg: Any) -> Summary:
-    """Judge the records under ``cfg.run`` with ``cfg.judge`` (a :class:`~degrade.judge.config.JudgeAppConfig`)."""
+    """Judge the records under ``cfg.run`` with ``cfg.judge`` (a :class:`~degrade.judge.config.JudgeAppConfig`).
+
+    Every job dir it will write in is checked and held before the first call (:mod:`degrade.judge.jobs`).
+    """
     root, jc = Path(cfg.run), cfg.judge
+    jobs.refuse_a_file(root)
     settings = judge_settings(jc.rubric, jc.backend)
     summary = Summary(judge_hash=settings_hash(settings))
     items = select(collect(root), jc.rubric, jc.sample, jc.seed)
     summary.selected = len(items)
-    stores = {job: JudgmentStore(root / job) for job in sorted({i.job_dir for i in items})}
-    todo = [i for i in items if not _done(stores[i.job_dir], i, jc, summary.judge_hash)]
+    stores = jobs.peek(root, sorted({i.job_dir for i in items}))
+    todo = _todo(stores, items, jc, summary.judge_hash)
     summary.skipped = len(items) - len(todo)
-    log.info(
-        "rubric %s, judge %s (%s), hash %s: %d records selected, %d already judged, %d to judge",
-        jc.rubric.name, jc.backend.model, jc.backend.name, summary.judge_hash, len(items), summary.skipped, len(todo),
-    )  # fmt: skip
     if jc.dry_run:
+        _log_selection(jc, summary, len(todo))
         estimate(todo, jc, lambda item: messages(jc.rubric, _text(item.record, "prompt_text"), _text(item.record)))
         return summary
-    if not todo:
-        return summary
-    backend = make_backend(jc.backend)
-    start = time.perf_counter()
-    try:
-        for batch in _batches(todo, backend.batch_size):
-            judged = judge_batch(backend, jc, batch, settings, summary)
-            for job in {t.job_dir for t in batch}:
-                stores[job].append([j for j, item in judged if item.job_dir == job])
-            _progress(summary, len(todo), time.perf_counter() - start)
-    finally:
-        summary.seconds = time.perf_counter() - start
-        for store in stores.values():
-            if store.appended or store.judgments:
-                store.write_views()
+    lagging = {job for job, store in stores.items() if store.views_lag()}  # a kill before the views were rebuilt
+    needed = sorted({i.job_dir for i in todo} | lagging)
+    with ExitStack() as held:
+        stores = jobs.hold(root, needed, held)  # read again, now held: another judge may have gone on meanwhile
+        todo = _todo(stores, [i for i in items if i.job_dir in stores], jc, summary.judge_hash)
+        summary.skipped = len(items) - len(todo)
+        _log_selection(jc, summary, len(todo))
+        try:
+            if todo:
+                _judge(todo, stores, jc, settings, summary)
+        finally:  # also after a refusal or Ctrl-C: the views show every batch journaled
+            for store in stores.values():
+                if store.appended or store.views_lag():
+                    store.write_views()
     return summary
 
 
-def _done(store: JudgmentStore, item: Item, jc: Any, judge_hash: str) -> bool:
-    judged = store.has(judgment_key({**item.record, "rubric": jc.rubric.name, "judge_hash": judge_hash}))
-    return judged is not None and not (jc.retry_failed and judged["status"] == "failed")
+def _judge(todo: list[Item], stores: dict[str, JudgmentStore], jc: Any, settings: dict, summary: Summary) -> None:
+    """Judge ``todo`` batch by batch, each batch's judgments journaled (the secrets redacted) before the next."""
+    backend = make_backend(jc.backend)
+    redact = Redactor.of(jc.backend)
+    start = time.perf_counter()
+    try:
+        with redacted_logs(redact):
+            for batch in _batches(todo, backend.batch_size):
+                judged = judge_batch(backend, jc, batch, settings, summary)
+                for job in {t.job_dir for t in batch}:
+                    stores[job].append([_redacted(j, redact) for j, item in judged if item.job_dir == job])
+                _progress(summary, len(todo), time.perf_counter() - start)
+    finally:
+        summary.seconds = time.perf_counter() - start
+
+
+def _todo(stores: dict[str, JudgmentStore], items: list[Item], jc: Any, judge_hash: str) -> list[Item]:
+    """The items without a judgment of their record's current output (with ``retry_failed``: or a failed one)."""
+    todo = []
+    for item in items:
+        judged = stores[item.job_dir].find(item.record, jc.rubric.name, judge_hash)
+        if judged is None or (jc.retry_failed and judged["status"] == "failed"):
+            todo.append(item)
+    return todo
+
+
+def _log_selection(jc: Any, summary: Summary, todo: int) -> None:
+    log.info(
+        "rubric %s, judge %s (%s), hash %s: %d records selected, %d already judged, %d to judge",
+        jc.rubric.name, jc.backend.model, jc.backend.name, summary.judge_hash, summary.selected, summary.skipped, todo,
+    )  # fmt: skip
+
+
+def _redacted(judgment: dict[str, Any], redact: Redactor) -> dict[str, Any]:
+    """``judgment`` with every secret taken out of the texts a server wrote (its answers, the errors about them)."""
+    previous = [redact(r) for r in judgment["raw_previous"]]
+    return {**judgment, "raw": redact(judgment["raw"]), "raw_previous": previous, "error": redact(judgment["error"])}
 
 
 def _text(record: dict[str, Any], key: str = "output") -> str:
@@ -125,6 +163,11 @@ def judge_batch(
         again = []
         for task, done in zip(pending, completions):
             task.transport_retries += done.transport_retries
+            if done.text is None and done.raw is not None:  # a reply, but no answer in it: failed, its text kept
+                task.raws.append(done.raw)
+                summary.failed += 1
+                out.append((_judgment(task, settings, summary.judge_hash, None, done.error, start), task.item))
+                continue
             if done.text is None:
                 summary.unanswered += 1
                 summary.errors.append(done.error or "no answer")
@@ -158,6 +201,7 @@ def _judgment(
         **{k: record[k] for k in KEY_FIELDS},
         "rubric": settings["rubric"]["name"],
         "judge_hash": judge_hash,
+        "output_hash": output_hash(record.get("output")),  # the output rated: a new one is judged again
         "judge_backend": settings["backend"],
         "judge_model": settings["model"],
         "judge_settings": settings,

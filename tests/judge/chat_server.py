@@ -1,8 +1,11 @@
 """A chat-completions server for the judge's tests: stdlib ``http.server`` in a thread, scripted answers.
 
 Each request takes the next step of ``script`` (then ``default``): a string is the answer's
-content, an integer an HTTP error status, ``"<drop>"`` closes the connection without a reply.
-Every request's body and Authorization header are kept in ``requests``.
+content, an integer an HTTP error status, ``"<drop>"`` closes the connection without a reply, and a
+:class:`Reply` is sent as it is (any status, headers and body, even one that is not a chat completion;
+``{auth}`` in its body echoes the request's Authorization header), optionally one byte at a time.
+Every request's body and Authorization header are kept in ``requests``; while ``gate`` is set to an
+unset event, every request waits for it (a minute at most) before its reply.
 """
 
 from __future__ import annotations
@@ -12,10 +15,29 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 DROP = "<drop>"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """A reply sent byte for byte: ``per_byte_s`` > 0 trickles all of it, status line first, a byte at a time."""
+
+    body: str
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=dict)
+    per_byte_s: float = 0.0
+
+
+def completion(content: str) -> str:
+    """A chat-completion body answering ``content``."""
+    message = {"role": "assistant", "content": content}
+    choice = {"index": 0, "message": message, "finish_reason": "stop"}
+    usage = {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120}
+    return json.dumps({"id": "chatcmpl-test", "object": "chat.completion", "choices": [choice], "usage": usage})
 
 
 class ChatServer(ThreadingHTTPServer):
@@ -28,6 +50,7 @@ class ChatServer(ThreadingHTTPServer):
         self.delay = delay
         self.requests: list[dict[str, Any]] = []
         self.refuse_response_format = False
+        self.gate: threading.Event | None = None
         self.lock = threading.Lock()
         self.in_flight = self.max_in_flight = 0
 
@@ -51,6 +74,8 @@ class Handler(BaseHTTPRequestHandler):
             srv.in_flight += 1
             srv.max_in_flight = max(srv.max_in_flight, srv.in_flight)
         try:
+            if srv.gate is not None:
+                srv.gate.wait(60)
             time.sleep(srv.delay)
             if srv.refuse_response_format and "response_format" in body:
                 return self.reply(400, {"error": {"message": "response_format is not supported", "type": "invalid"}})
@@ -59,6 +84,8 @@ class Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 self.connection.shutdown(socket.SHUT_RDWR)
                 return None
+            if isinstance(step, Reply):
+                return self.send_raw(step)
             if isinstance(step, int):
                 return self.reply(step, {"error": {"message": f"scripted {step}", "type": "server_error"}})
             message = {"role": "assistant", "content": step}
@@ -84,6 +111,23 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def send_raw(self, step: Reply) -> None:
+        body = step.body.replace("{auth}", self.headers.get("Authorization") or "").encode()
+        head = f"HTTP/1.1 {step.status} Scripted\r\nContent-Length: {len(body)}\r\nConnection: close\r\n"
+        head += "".join(f"{k}: {v}\r\n" for k, v in step.headers.items()) + "\r\n"
+        data = head.encode() + body
+        self.close_connection = True
+        try:
+            if not step.per_byte_s:
+                self.wfile.write(data)
+                return
+            for i in range(len(data)):  # bounded by the reply's length
+                self.wfile.write(data[i : i + 1])
+                self.wfile.flush()
+                time.sleep(step.per_byte_s)
+        except OSError:  # the client gave up and closed the connection
+            pass
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass

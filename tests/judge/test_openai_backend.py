@@ -1,18 +1,16 @@
 """The openai backend against a real HTTP server speaking the chat-completions protocol (tests/judge/chat_server.py).
 
 Scripted answers: 429, 500, a dropped connection, malformed JSON and schema-breaking answers; the
-key from the environment and never written; response_format refused and dropped; a kill and a resume.
+key from the environment and never written; response_format refused and dropped. Kills and resumes are
+in test_crash.py, misbehaving servers and dirs in test_faults.py.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -148,30 +146,6 @@ def test_agreement_with_the_rule_based_correct(run_dir) -> None:
     result = agreement(frame)
     assert result["n"] == 6 and result["observed"] == pytest.approx(4 / 6)
     assert set(result["by_level"]) == {0.0, 0.1}
-
-
-@pytest.mark.slow
-def test_killed_mid_run_then_resumed_judges_every_record_exactly_once(run_dir) -> None:
-    server = serve(lambda body: ANSWER, delay=0.3)
-    cmd = [
-        sys.executable, str(ROOT / "scripts" / "judge.py"), f"run={run_dir}", "judge/rubric=reasoning",
-        "judge/backend=openai", "judge.backend.model=m", f"judge.backend.base_url={server.url}",
-        "judge.backend.batch_size=1", "judge.backend.concurrency=1",
-    ]  # fmt: skip
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    path = run_dir / "judgments.jsonl"
-    deadline = time.time() + 240
-    while time.time() < deadline and (not path.exists() or path.read_bytes().count(b"\n") < 2):
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    killed_at = path.read_bytes().count(b"\n")
-    assert 2 <= killed_at < 6
-    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stdout + done.stderr
-    assert f"{killed_at} already judged" in done.stdout
-    keys = [tuple(j[k] for k in ("prompt_id", "level_value", "rubric")) for j in journal(run_dir)]
-    assert len(keys) == 6 and len(set(keys)) == 6
 
 
 def test_the_report_plots_the_ratings_and_states_the_agreement(run_dir) -> None:

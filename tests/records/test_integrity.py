@@ -18,7 +18,7 @@ from conftest import compose_cfg, run_cli
 
 from degrade.job.runner import json_name, run_job
 from degrade.judge.frame import judgments_frame
-from degrade.judge.store import JudgmentStore
+from degrade.judge.store import JudgmentStore, output_hash
 from degrade.records.contract import KEY_FIELDS
 from degrade.records.store import RecordStore
 
@@ -121,7 +121,7 @@ def judge_one(job_dir: Path) -> None:
     settings = {"rubric": {"fields": [{"name": "score", "type": "int"}]}}
     judgment = {k: record[k] for k in KEY_FIELDS}
     judgment.update(rubric="coherence", judge_hash="j1", status="ok", ratings={"score": 4}, judge_settings=settings)
-    judgment["timestamp"] = "2026-01-01T00:00:00+00:00"
+    judgment.update(timestamp="2026-01-01T00:00:00+00:00", output_hash=output_hash(record["output"]))
     store = JudgmentStore(job_dir)
     store.append([judgment])
     store.write_views()
