@@ -83,6 +83,9 @@ def test_slurm_launcher_preset_asks_for_one_gpu_per_job() -> None:
     from conftest import CONF
     from hydra import compose, initialize_config_dir
 
+    from degrade.config.compose import register_configs
+
+    register_configs()  # the schemas the YAMLs extend, as the command registers them (alone, no other test did)
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
         cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_gpu"], return_hydra_config=True)
     launcher = cfg.hydra.launcher
@@ -92,3 +95,19 @@ def test_slurm_launcher_preset_asks_for_one_gpu_per_job() -> None:
     asked = ("gpus_per_node", "tasks_per_node", "cpus_per_task", "mem_gb", "timeout_min", "array_parallelism")
     assert [launcher[k] for k in asked] == [1, 1, 8, 64, 720, 8]
     assert launcher.max_num_timeout == 2
+
+
+def test_slurm_cpu_preset_asks_for_no_gpu_and_collects_every_job() -> None:
+    from conftest import CONF
+    from hydra import compose, initialize_config_dir
+
+    from degrade.config.compose import register_configs
+
+    register_configs()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        cfg = compose(config_name="config", overrides=["hydra/launcher=slurm_cpu"], return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    # degrade's launcher: a cancelled job is a failed job of the summary, not a traceback (tests/cli/test_slurm.py)
+    assert launcher._target_ == "hydra_plugins.degrade_submitit.launchers.SlurmLauncher"
+    asked = ("gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "max_num_timeout")
+    assert [launcher[k] for k in asked] == [None, 2, 8, 720, 2]
