@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from degrade.judge.store import JOURNAL, field_types, rates, read_judgments
-from degrade.records.collect import collect
+from degrade.records.collect import Sources, collect, sources
 from degrade.records.contract import KEY_FIELDS
 
 log = logging.getLogger(__name__)
@@ -25,14 +25,18 @@ log = logging.getLogger(__name__)
 _DTYPES = {"int": "Int64", "bool": "Int64", "float": "Float64", "choice": "string"}
 
 
-def read_all(root: Path) -> pd.DataFrame:
-    """Every judgment under ``root`` (one row per record, rubric and judge hash), with ``job_dir``."""
+def read_all(root: Path, *, relative: bool = True) -> pd.DataFrame:
+    """Every judgment under ``root`` (one row per record, rubric and judge hash), with ``job_dir``.
+
+    ``job_dir`` is relative to ``root`` (``relative``), else the path as given, as
+    :func:`degrade.records.collect.collect` names the job dirs of one dir or of several paths.
+    """
     rows = []
     for path in sorted(Path(root).rglob(JOURNAL)):
         job = path.parent.relative_to(root)
         if any(part.startswith("previous-") for part in job.parts):
             continue
-        rows += [{**j, "job_dir": job.as_posix()} for j in read_judgments(path)]
+        rows += [{**j, "job_dir": (job if relative else path.parent).as_posix()} for j in read_judgments(path)]
     return pd.DataFrame(rows)
 
 
@@ -41,14 +45,19 @@ def judgments_frame(root: Path | str) -> pd.DataFrame:
     return add_judgments(collect(Path(root)), Path(root))
 
 
-def add_judgments(records: pd.DataFrame, root: Path) -> pd.DataFrame:
+def add_judgments(records: pd.DataFrame, root: Sources) -> pd.DataFrame:
     """``records`` (as ``records.collect.collect`` read them from ``root``) with the judgments under ``root``.
+
+    ``root`` is what was collected: one dir, or several paths (the dirs among them are searched).
 
     Where a rubric was judged with several settings (another judge model, an edited rubric), the
     most recent judge hash is used, and a warning names the others. A judgment is joined only to the
     output it rated (:func:`degrade.judge.store.rates`): a record whose output changed since shows none.
     """
-    judgments = read_all(root)
+    paths = sources(root)
+    relative = len(paths) == 1 and paths[0].is_dir()  # as collect names job dirs
+    found = [read_all(p, relative=relative) for p in paths if p.is_dir()]
+    judgments = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if judgments.empty:
         return records
     keys = ["job_dir", *KEY_FIELDS]

@@ -21,15 +21,17 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
+from degrade.records import legacy
 from degrade.records.contract import KEY_FIELDS, to_table, upgrade
 from degrade.records.store import JOURNAL, METADATA, PARQUET, read_journal
-from degrade.scoring import textmeasures
+from degrade.scoring import measures, textmeasures
 
 log = logging.getLogger(__name__)
 
 SETTINGS = "settings_hash"  # records of one job share it; older records lack it (null: one group)
 Sources = Union[Path, str, Sequence[Union[Path, str]]]  # a dir or file, or several
 FILE_SUFFIXES = (".json", ".jsonl")
+STUDY_FILES = "outputs_*.json"  # the study's result files (and our JSON view, which a job dir holds with its journal)
 
 
 def sources(root: Sources) -> list[Path]:
@@ -55,7 +57,7 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
         return _read_job(path.parent, journal=path)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise DegradeError(f"{path}: unreadable ({str(exc).splitlines()[0][:120]})") from None
     if not isinstance(data, list):
         raise DegradeError(f"{path}: not a JSON array of records")
@@ -63,12 +65,27 @@ def _read_file(path: Path) -> list[dict[str, Any]]:
     bad = next((n for n, r in enumerate(records, start=1) if r is None), None)
     if bad is not None:
         raise DegradeError(f"{path}: record {bad} does not say which prompt, level and repetition it covers")
+    silent = next((n for n, r in enumerate(records, start=1) if not isinstance(r.get("output"), str)), None)
+    if silent is not None:
+        raise DegradeError(f"{path}: record {silent} has no output text")
     return records
 
 
 def _job_dirs(root: Path) -> list[Path]:
     found = {p.parent for name in (PARQUET, JOURNAL) for p in root.rglob(name)}
     return sorted(d for d in found if _is_job(d, root))
+
+
+def _result_files(root: Path, jobs: list[Path]) -> list[Path]:
+    """The ``outputs_*.json`` files under ``root`` outside any job dir: the study's, read like files given by name."""
+    inside = set(jobs)
+    return sorted(
+        p
+        for p in root.rglob(STUDY_FILES)
+        if p.is_file()
+        and p.parent not in inside
+        and not any(part.startswith("previous-") for part in p.relative_to(root).parts)
+    )
 
 
 def _is_job(path: Path, root: Path) -> bool:
@@ -111,7 +128,9 @@ def _jobs(paths: list[Path]) -> list[tuple[Path, str]]:
     base, jobs = _base(paths), []
     for path in paths:
         if path.is_dir():
-            jobs += [(job, (job.relative_to(path) if base == path else job).as_posix()) for job in _job_dirs(path)]
+            dirs = _job_dirs(path)
+            found = sorted([*dirs, *_result_files(path, dirs)])
+            jobs += [(job, (job.relative_to(path) if base == path else job).as_posix()) for job in found]
         elif path.is_file() and path.suffix in FILE_SUFFIXES:
             jobs.append((path, path.as_posix()))
         elif path.is_file():
@@ -121,14 +140,18 @@ def _jobs(paths: list[Path]) -> list[tuple[Path, str]]:
     return jobs
 
 
-def collect(root: Sources) -> pd.DataFrame:
+def collect(root: Sources, *, legacy_models: dict[str, str] | None = None) -> pd.DataFrame:
     """Every record under ``root``, with a ``job_dir`` column naming where it was read.
 
-    Dirs whose job left no record (failed, refused or dry runs) are skipped.
+    Dirs whose job left no record (failed, refused or dry runs) are skipped. A dir holding the
+    study's ``outputs_*.json`` files outside any job dir has each read as a file given by name.
 
     Args:
         root: A job dir, or a run or sweep dir with job dirs anywhere below it; or a result file
             (a JSON array, the original study's included, or a journal); or several of these.
+        legacy_models: ``{model_name: model}`` for the study's records whose ``model_name`` is a local
+            path (no ``conf/model`` preset has it as its source), so they join ours under one name;
+            the key ``""`` names the model of every such record (:func:`legacy_model_names`).
 
     Returns:
         The records of all jobs, in the order given and job-dir order within a dir. ``job_dir`` is
@@ -142,11 +165,16 @@ def collect(root: Sources) -> pd.DataFrame:
     frames = []
     for job, name in _jobs(paths):
         records = _read_file(job) if job.is_file() else _read_job(job)
+        if legacy_models:
+            records = [legacy_model_names(r, legacy_models) for r in records]
         if not records:
             log.debug("%s: no records; skipped", job)
             continue
         log.info("%s: %d records", job, len(records))
-        frames.append(_frame(records).assign(job_dir=name))
+        try:
+            frames.append(_frame(records).assign(job_dir=name))
+        except pa.ArrowException as exc:  # a value of another type than the record contract's
+            raise DegradeError(f"{job}: a record holds a value of the wrong type ({str(exc)[:160]})") from None
     if not frames:
         shown = " ".join(str(p) for p in paths)
         raise DegradeError(f"{shown}: no records found (looked for {PARQUET} or {JOURNAL} in it and below it)")
@@ -158,18 +186,40 @@ def collect(root: Sources) -> pd.DataFrame:
     return records
 
 
+def parse_legacy_models(values: Sequence[str]) -> dict[str, str]:
+    """``--legacy-model`` values (``MODEL`` or ``PATH=MODEL``) as ``{path or "": model}``.
+
+    Raises:
+        DegradeError: a value with an empty model name.
+    """
+    names: dict[str, str] = {}
+    for value in values:
+        path, _, model = value.rpartition("=")
+        if not model.strip():
+            raise DegradeError(f"--legacy-model {value}: give a model name, as MODEL or PATH=MODEL")
+        names[path] = model.strip()
+    return names
+
+
+def legacy_model_names(record: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """A study record whose ``model_name`` is still its own (a local path, no preset's source) named by ``names``."""
+    if record.get("output_raw") is None or record.get("model_name") in legacy.preset_names():
+        return record
+    name = names.get(record.get("model_name"), names.get(""))
+    return {**record, "model_name": name} if name else record
+
+
 def _say_missing_measures(records: pd.DataFrame) -> None:
-    # The measures an extra adds are null in records generated without it: say which extra.
-    for extra in {spec["extra"] for spec in textmeasures.MEASURES.values() if spec["extra"]}:
-        names = [m for m, spec in textmeasures.MEASURES.items() if spec["extra"] == extra]
-        if not records[names].notna().any().any():
+    # The measures a package extra adds are null in records scored without it: say what adds them (the registry's line).
+    for extra in dict.fromkeys(m.extra for m in measures.MEASURES if m.extra):
+        names = [c for c in measures.of_extra(extra) if c in records]
+        if names and not records[names].notna().any().any():
             # A warning where the extra is missing; with it installed, only older records lack them.
             log.log(
                 logging.INFO if textmeasures.nlp_available() else logging.WARNING,
-                "%s: null in every record; the %s extra adds them (%s), to records generated with it",
+                "%s: null in every record; %s adds them, to records scored with it",
                 ", ".join(names),
-                extra,
-                textmeasures.NLP_INSTALL,
+                measures.measure_of(names[0]).needs,
             )
 
 

@@ -14,6 +14,7 @@ computed from that answer, as for our own records. The study's file itself is ne
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Any
 
@@ -32,8 +33,16 @@ _SCORES = ("n_words", "ttr", "mattr", "repetition_rate", "loop_truncated")
 
 
 def is_study_record(record: dict[str, Any]) -> bool:
-    """Whether ``record`` has the study's shape: its level in ``std_dev``, no field this project added."""
-    return "std_dev" in record and "level_value" not in record and "experiment" not in record
+    """Whether ``record`` has the study's shape: its level in ``std_dev`` and no ``experiment``.
+
+    Both of the study's formats: the first script's (``std_dev``, later ``degrad_level``) and its released
+    code's, which writes ``level_value`` beside ``std_dev`` and an integer ``prompt_id``; a record of this
+    project always has ``experiment``, and wrote ``prompt_id`` as text before it had one.
+    """
+    if "std_dev" not in record or "experiment" in record:
+        return False
+    ident = record.get("prompt_id")
+    return "level_value" not in record or (isinstance(ident, int) and not isinstance(ident, bool))
 
 
 @functools.lru_cache(maxsize=1)
@@ -45,6 +54,11 @@ def _model_names() -> dict[str, str]:
         if isinstance(preset.get("source"), str) and isinstance(preset.get("name"), str):
             names[preset.source] = preset.name
     return names
+
+
+def preset_names() -> set[str]:
+    """The names of the ``conf/model`` presets a hub id maps to."""
+    return set(_model_names().values())
 
 
 def split_output(prompt: Any, output: Any) -> tuple[Any, bool]:
@@ -63,10 +77,20 @@ def split_output(prompt: Any, output: Any) -> tuple[Any, bool]:
     return (rest[marker.end() :] if marker else rest).strip(), True
 
 
+def task_of(record: dict[str, Any]) -> Any:
+    """The study's task key of a record: ``math_it`` from its released code's ``config_name``
+    (``math_it__gauss_attn``, whose ``prompt_group`` is only ``math``; ``cookie`` for ``cookie_theft_it``),
+    else its ``prompt_group`` (``dreams_it`` in the first script's files)."""
+    config = record.get("config_name")
+    if isinstance(config, str) and config.partition("__")[0].rpartition("_")[2] in _VARIANTS:
+        return config.partition("__")[0]
+    return record.get("prompt_group")
+
+
 def from_study(record: dict[str, Any]) -> dict[str, Any]:
     """A study record mapped to the contract (see the module's docstring); ``record`` is not changed."""
     out = dict(record)
-    task = out.get("prompt_group")
+    task = task_of(out)
     experiment, variant = task, None
     if isinstance(task, str) and task.rpartition("_")[2] in _VARIANTS:
         experiment, _, variant = task.rpartition("_")
@@ -75,7 +99,10 @@ def from_study(record: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("model_name"), str):
         out["model_name"] = _model_names().get(out["model_name"], out["model_name"])
     out["level_value"] = out["degrad_level"] = out.get("std_dev")
+    # Its released code wrote load_4bit and the decoding in gen_params only; its first script, the flags alone.
     out.setdefault("load_4bit", out.get("usar_4bit"))
+    out.setdefault("usar_4bit", out.get("load_4bit"))
+    _decoding(out)
     if isinstance(out.get("prompt_id"), (int, float)) and not isinstance(out["prompt_id"], bool):
         out["prompt_id"] = str(int(out["prompt_id"]))
     out["output_raw"] = out.get("output")
@@ -86,6 +113,19 @@ def from_study(record: dict[str, Any]) -> dict[str, Any]:
         scores = {**score_output(out["output"]), **textmeasures.measure(out["output"])}
         out.update({k: v for k, v in scores.items() if out.get(k) is None and k != "correct"})
     return out
+
+
+def _decoding(out: dict[str, Any]) -> None:
+    """``temperature``, ``do_sample`` and ``gen_params`` made to say the same, from whichever the file has."""
+    params = dict(out["gen_params"]) if isinstance(out.get("gen_params"), dict) else {}
+    for key in ("temperature", "do_sample"):
+        if params.get(key) is not None:
+            out[key] = params[key]
+        elif out.get(key) is not None:
+            params[key] = out[key]
+    if params:
+        fields = ("do_sample", "max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty")
+        out["gen_params"] = {k: params.get(k) for k in fields}
 
 
 _CASTS: dict[str, Any] = {"str": str, "float": float, "int": int, "bool": bool, "list": lambda v: [str(x) for x in v]}
@@ -111,3 +151,18 @@ def _cast(value: Any, kind: str) -> Any:
         return _CASTS[kind](value)
     except (TypeError, ValueError):
         return None
+
+
+def key_types(record: dict[str, Any]) -> bool:
+    """Whether a record's key fields hold what a key is made of: a line of another shape is unreadable, not a crash."""
+    level, repeat, ident = record["level_value"], record["repeat_index"], record["prompt_id"]
+    texts = ("experiment", "model_name", "degradation_method", "param_group_name", "prompt_hash")
+    number = isinstance(level, (int, float)) and not isinstance(level, bool) and math.isfinite(level)
+    whole = isinstance(repeat, int) and not isinstance(repeat, bool)
+    return (
+        number
+        and whole
+        and isinstance(ident, (str, int))
+        and not isinstance(ident, bool)
+        and all(isinstance(record[k], str) for k in texts)
+    )

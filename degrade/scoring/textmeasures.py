@@ -20,15 +20,9 @@ MAX_PERIOD = 20  # longest repeated phrase, in words
 MIN_REPEATS = 3  # copies in a row that make a loop
 MIN_LOOP_WORDS = 6  # a loop covers at least this many words ("no, no, no" is not one)
 
-# What each measure needs, and whether more of it is better for the text (for reports that orient curves).
-MEASURES: dict[str, dict[str, Any]] = {
-    "zipf_frequency": {"extra": "nlp", "higher_is_better": True},
-    "type_lemma_ratio": {"extra": "nlp", "higher_is_better": True},
-    "lexical_density": {"extra": None, "higher_is_better": True},
-    "n_sentences": {"extra": None, "higher_is_better": True},
-    "mean_sentence_length": {"extra": None, "higher_is_better": True},
-}
-NLP_INSTALL = "pip install -e '.[nlp]'"
+# The columns measure() fills besides loop_truncated; their direction and what they need are the registry's
+# (degrade.scoring.measures), the one place that says so.
+COLUMNS = ("zipf_frequency", "type_lemma_ratio", "lexical_density", "n_sentences", "mean_sentence_length")
 
 _WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)*")  # letters (a hyphen splits: "C-C-C" is three words)
 _SENTENCE_END = re.compile(r"[.!?…]+(?=\s|$)|\n\s*\n")

@@ -45,7 +45,7 @@ def test_a_loop_is_measured_once() -> None:
     looped = measure("I saw a bird. " + "the sky the sky the sky the sky " * 40)
     once = measure("I saw a bird. the sky")
     assert looped["loop_truncated"] is True
-    assert {k: looped[k] for k in textmeasures.MEASURES} == {k: once[k] for k in textmeasures.MEASURES}
+    assert {k: looped[k] for k in textmeasures.COLUMNS} == {k: once[k] for k in textmeasures.COLUMNS}
 
 
 def test_rare_and_invented_words_lower_the_zipf_frequency() -> None:

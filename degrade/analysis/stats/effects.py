@@ -8,6 +8,7 @@ records: repetitions first, then the records (prompts) within each drawn repetit
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from scipy import stats as scipy_stats
 
 from degrade.methods import LevelAxis
 
-THRESHOLD = 0.8  # the study's threshold on |d|: a large effect
+THRESHOLD = 0.8  # the study's threshold on d: a large effect
 CONFIDENCE = 0.95
 N_BOOT = 2000
 
@@ -91,39 +92,52 @@ def interval(draws: np.ndarray, confidence: float = CONFIDENCE) -> tuple[float, 
     return float(low), float(high)
 
 
-def critical_level(levels: Sequence[float], effects: Sequence[float], axis: LevelAxis) -> tuple[float, str]:
-    """The first level, in order of damage, at which |d| ≥ 0.8, interpolated between the levels around it.
+def critical_level(
+    levels: Sequence[float],
+    effects: Sequence[float],
+    axis: LevelAxis,
+    *,
+    signed: bool = False,
+    log_crossing: bool = True,
+) -> tuple[float, str]:
+    """The first level, in order of damage, at which the effect reaches 0.8, interpolated between the levels around it.
 
-    The crossing is interpolated linearly on the method's axis: in the level on a linear axis, in
-    its logarithm on a log axis (levels that span orders of magnitude, as the plots draw them).
+    The effect is |d| (``signed=False``: a change either way breaks), or d itself when it is already signed
+    in the direction of damage (``signed=True``, :func:`degrade.analysis.stats.analysis.damage_effect`: a
+    measure that moved its better way never breaks). The crossing is interpolated linearly on the method's
+    axis: in the level on a linear axis, in its logarithm on a log axis when ``log_crossing`` (levels that
+    span orders of magnitude, as the plots draw them), else in the level's own unit.
 
     Args:
         levels: The levels, the clean level 0 among them, in any order.
         effects: Cohen's d of each level against level 0 (NaN where it is unknown).
         axis: The method's level axis (:func:`degrade.methods.level_axis`).
+        signed: Compare d itself with the threshold, not |d|.
+        log_crossing: Interpolate in log level on a log axis.
 
     Returns:
         The critical level (NaN when there is none) and how it was found: ``interpolated``;
         ``first damaged level`` (reached at once, and the clean level has no place on the axis to
         interpolate from: a log axis, or one where a larger level is less damage); ``no spread``
-        (|d| infinite: the two levels differ without any spread); ``not reached``; ``no clean level``.
+        (the effect infinite: the two levels differ without any spread); ``not reached``; ``no clean level``.
     """
     pairs = sorted(zip(levels, effects), key=lambda p: axis.damage_order(p[0]))
     if not pairs or pairs[0][0] != 0:
         return math.nan, "no clean level"
-    prev_x, prev_d = 0.0, 0.0
+    prev_x, prev_e = 0.0, 0.0
     for x, d in pairs[1:]:
         if math.isnan(d):
             continue
-        if abs(d) < THRESHOLD:
-            prev_x, prev_d = x, abs(d)
+        e = d if signed else abs(d)
+        if e < THRESHOLD:
+            prev_x, prev_e = x, e
             continue
-        if math.isinf(d):
+        if math.isinf(e):
             return x, "no spread"
         if prev_x == 0 and (axis.log or not axis.damage_grows_with_level):
             return x, "first damaged level"
-        t = (THRESHOLD - prev_d) / (abs(d) - prev_d)
-        if axis.log:
+        t = (THRESHOLD - prev_e) / (e - prev_e)
+        if axis.log and log_crossing:
             return math.exp(math.log(prev_x) + t * (math.log(x) - math.log(prev_x))), "interpolated"
         return prev_x + t * (x - prev_x), "interpolated"
     return math.nan, "not reached"
@@ -143,3 +157,47 @@ def spearman_decline(damage_rank: np.ndarray, values: np.ndarray, better: str) -
     alternative = {"higher": "less", "lower": "greater", "either": "two-sided"}[better]
     result = scipy_stats.spearmanr(damage_rank, values, alternative=alternative)
     return float(result.statistic), float(result.pvalue)
+
+
+EXACT_UP_TO = 9  # levels: every permutation of at most 9 means (362 880) is enumerated; beyond, the t distribution
+_PERMUTATIONS: dict[int, np.ndarray] = {}
+
+
+def spearman_of_means(damage_rank: np.ndarray, means: np.ndarray, better: str) -> tuple[float, float]:
+    """Spearman's ρ between the order of damage and the per-level means, p one-sided in the direction of decline.
+
+    With at most :data:`EXACT_UP_TO` levels the p-value is exact: the share of the permutations of the
+    means whose ρ is at least as far in the direction of decline (four means in perfect decline: 1/24).
+    Beyond, it is :func:`scipy.stats.spearmanr`'s (the t distribution). Two-sided for a measure with no
+    better direction.
+
+    Returns:
+        (ρ, p); both NaN when either side is constant or there are fewer than three levels.
+    """
+    n = len(means)
+    if n < 3 or np.ptp(means) == 0 or np.ptp(damage_rank) == 0:
+        return math.nan, math.nan
+    alternative = {"higher": "less", "lower": "greater", "either": "two-sided"}[better]
+    if n > EXACT_UP_TO:
+        result = scipy_stats.spearmanr(damage_rank, means, alternative=alternative)
+        return float(result.statistic), float(result.pvalue)
+    x, y = (scipy_stats.rankdata(v) for v in (damage_rank, means))
+    rho = _rho(x, y[None, :])[0]
+    if n not in _PERMUTATIONS:
+        _PERMUTATIONS[n] = np.array(list(itertools.permutations(range(n))), dtype=np.int8)
+    null = _rho(x, y[_PERMUTATIONS[n]])
+    tolerance = 1e-12  # ties of ρ computed two ways
+    if alternative == "less":
+        p = np.mean(null <= rho + tolerance)
+    elif alternative == "greater":
+        p = np.mean(null >= rho - tolerance)
+    else:
+        p = np.mean(np.abs(null) >= abs(rho) - tolerance)
+    return float(rho), float(p)
+
+
+def _rho(x: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """Pearson's r of the ranks ``x`` with each row of ranks ``ys``: Spearman's ρ, ties as average ranks."""
+    xc = x - x.mean()
+    yc = ys - ys.mean(axis=1, keepdims=True)
+    return (yc @ xc) / np.sqrt((xc @ xc) * (yc * yc).sum(axis=1))

@@ -10,6 +10,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from degrade.analysis.stats.analysis import ANALYSES, Analysis
 from degrade.analysis.stats.effects import N_BOOT
 from degrade.analysis.stats.figures import breaking_figure, file_stem, normalised_figure
 from degrade.analysis.stats.markdown import render, shown
@@ -27,6 +28,7 @@ def write_stats(
     found: Sequence[Found] = (),
     seed: int = 0,
     n_boot: int = N_BOOT,
+    how: Analysis = ANALYSES["default"],
 ) -> dict[str, Path | list[Path]]:
     """Compute the statistics of ``records`` and write them into ``out_dir``.
 
@@ -39,6 +41,7 @@ def write_stats(
             in ``stats.md`` and marked on the ``breaking_`` page.
         seed: Seeds the bootstrap.
         n_boot: Bootstrap resamples per level.
+        how: The analysis (:data:`degrade.analysis.stats.analysis.ANALYSES`); ``stats.md`` says which.
 
     Returns:
         ``{"stats_csv": ..., "stats_md": ..., "stats_plots": [...]}``, the paths written.
@@ -46,10 +49,10 @@ def write_stats(
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     labels = labels or {}
-    stats = level_stats(records, seed=seed, n_boot=n_boot)
+    stats = level_stats(records, seed=seed, n_boot=n_boot, how=how)
     paths: dict[str, Path | list[Path]] = {"stats_csv": out_dir / "stats.csv", "stats_md": out_dir / "stats.md"}
     shown(stats, labels).to_csv(paths["stats_csv"], index=False)
-    paths["stats_md"].write_text(render(stats, labels, n_boot, seed, found), encoding="utf-8")
+    paths["stats_md"].write_text(render(stats, labels, n_boot, seed, found, how), encoding="utf-8")
     plots = []
     for experiment in dict.fromkeys(stats["experiment"]):
         for name, draw in (("breaking", partial(breaking_figure, found=found)), ("normalised", normalised_figure)):
