@@ -14,11 +14,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from hydra.core.utils import JobReturn, JobStatus, filter_overrides
+from hydra.errors import HydraException
 from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import BaseSubmititLauncher
 from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher as _Local
@@ -86,7 +88,14 @@ class _Collecting(BaseSubmititLauncher):
             (list(o), "hydra.sweep.dir", n, f"job_id_for_{n}", self._singleton_state())
             for n, o in zip(nums, job_overrides)
         ]
-        jobs = _executor(self).map_array(self, *zip(*args))
+        try:
+            jobs = _executor(self).map_array(self, *zip(*args))
+        except (subprocess.CalledProcessError, FailedJobError) as exc:  # sbatch's refusal, before any job ran
+            said = str(exc).strip().splitlines()[-1][:200] if str(exc).strip() else f"exit {exc}"
+            raise HydraException(
+                f"hydra/launcher: the cluster refused the sweep ({said}); ask for what it has "
+                "(hydra.launcher.partition, gpus_per_node, cpus_per_task, mem_gb, timeout_min)"
+            ) from None
         returns = []
         for num, overrides, job in zip(nums, job_overrides, jobs):
             try:

@@ -84,7 +84,7 @@ def stop_while_generating(proc: subprocess.Popen, signum: int) -> str:
     lines = []
     for line in proc.stdout:
         lines.append(line)
-        if "cell 1/" in line:
+        if "cell 1/" in line and " tokens in " in line:  # the cell's closing line, not a progress line within it
             proc.send_signal(signum)
             break
     return "".join(lines) + proc.communicate(timeout=300)[0]

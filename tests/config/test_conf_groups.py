@@ -106,7 +106,8 @@ def test_every_hydra_yaml_composes_and_is_applied(path: Path) -> None:
     node = cfg.hydra if group == "." else cfg.hydra[group]
     assert_holds(OmegaConf.to_container(node, resolve=False), written(CONF / "hydra" / path), f"hydra/{path}")
     if group == "launcher":
-        assert node._target_.startswith("hydra_plugins.hydra_submitit_launcher.")
+        # Hydra's submitit launchers, or degrade's, which collect every job (hydra_plugins/degrade_submitit)
+        assert node._target_.startswith(("hydra_plugins.hydra_submitit_launcher.", "hydra_plugins.degrade_submitit."))
     assert isinstance(compose_cfg(*overrides), RunConfig)
 
 
