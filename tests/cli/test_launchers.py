@@ -11,11 +11,11 @@ from conftest import compose_cfg, run_cli
 
 # The original study's five variants (docs/study.md): variant → (method, group, first level, last level, steps)
 STUDY = {
-    "gauss_attn": ("mult_gauss", "attn_only", 0.0, 1.4, 15),
+    "gauss_attn": ("mult_gauss", "study_attn_only", 0.0, 1.4, 15),
     "gauss_mlp": ("mult_gauss", "mlp_only", 0.0, 0.5, 11),
     "gauss_embed": ("mult_gauss", "embed_only", 0.0, 1.0, 21),
-    "ablation_attn": ("ablation", "attn_only", 0.0, 0.8, 17),
-    "quant_attn": ("uni_quant", "attn_only", 1024.0, 4.0, 9),
+    "ablation_attn": ("ablation", "study_attn_only", 0.0, 0.8, 17),
+    "quant_attn": ("uni_quant", "study_attn_only", 1024.0, 4.0, 9),
 }
 
 

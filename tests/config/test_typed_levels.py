@@ -45,7 +45,7 @@ def test_dry_run_names_the_method_group_and_levels_that_run(tmp_path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     first = result.stdout.splitlines()[0]
     assert first.endswith(
-        "job: uni_quant (quant_attn) on param_group attn_only, 2 levels: 1024, 4; 1 repetition, 1 prompt"
+        "job: uni_quant (quant_attn) on param_group study_attn_only, 2 levels: 1024, 4; 1 repetition, 1 prompt"
     )
     assert "2 cells" in result.stdout and "9 cells" not in result.stdout
     assert not (tmp_path / "run").exists()
