@@ -2,7 +2,7 @@
 
 Scripted answers: 429, 500, a dropped connection, malformed JSON and schema-breaking answers; the
 key from the environment and never written; response_format refused and dropped. Kills and resumes are
-in test_crash.py, misbehaving servers and dirs in test_faults.py.
+in test_crash.py, misbehaving servers and dirs in test_judge_faults.py.
 """
 
 from __future__ import annotations
