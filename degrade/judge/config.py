@@ -59,6 +59,7 @@ class RubricConfig:
     fields: List[FieldSpec] = field(default_factory=list)  # noqa: UP006
     applies_to: Optional[List[str]] = None  # noqa: UP006 - experiment names; null: every record
     show_prompt: bool = True  # show the judge the prompt the model answered, not only the answer
+    show_answers: bool = False  # show the record's accepted answers as the expected answer (the study's judge did)
 
     def __post_init__(self) -> None:
         check(bool(NAME.match(self.name)), "judge.rubric.name", f"{self.name!r}; lower-case letters, digits and _")

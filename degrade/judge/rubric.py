@@ -13,6 +13,8 @@ import json
 import re
 from typing import Any
 
+import numpy as np
+
 PROMPT_VERSION = 1  # bump when the messages below change: the judgments' hash changes with it
 _FENCE = re.compile(r"^```(?:json)?\s*|\s*```$")
 _JSON_TYPES = {"int": "integer", "float": "number", "bool": "boolean", "choice": "string"}
@@ -31,7 +33,12 @@ def judge_settings(rubric: Any, backend: Any) -> dict[str, Any]:
     timeouts and retries.
     """
     return {
-        "rubric": {k: v for k, v in dataclasses.asdict(rubric).items() if k != "applies_to"},
+        # show_answers off is left out, so the rubrics written before the option keep their hash
+        "rubric": {
+            k: v
+            for k, v in dataclasses.asdict(rubric).items()
+            if k != "applies_to" and not (k == "show_answers" and not v)
+        },
         "backend": backend.name,
         "model": backend.model,
         "source": backend.source,
@@ -67,14 +74,23 @@ def _describe(f: Any) -> str:
     return f'- "{f.name}": {kind}' + (f" ({f.description})" if f.description else "")
 
 
-def messages(rubric: Any, prompt: str, output: str) -> list[dict[str, str]]:
-    """The conversation the judge answers: the rubric as the system turn, the record as the user turn."""
+def messages(rubric: Any, prompt: str, output: str, answers: Any = None) -> list[dict[str, str]]:
+    """The conversation the judge answers: the rubric as the system turn, the record as the user turn.
+
+    With the rubric's ``show_answers``, the record's accepted answers (its ``answers``, from the prompt
+    set or ``experiment.answers_file``) are shown as the expected answer, as the study's judge saw them
+    for its math and language items; a record without answers is shown without.
+    """
     keys = "\n".join(_describe(f) for f in rubric.fields)
     system = (
         f"{rubric.instructions.strip()}\n\nReply with one JSON object and nothing else, "
         f"with exactly these keys:\n{keys}"
     )
     shown = f"The prompt:\n{prompt}\n\nThe answer:\n{output}" if rubric.show_prompt else f"The text:\n{output}"
+    shows = getattr(rubric, "show_answers", False) and isinstance(answers, (list, tuple, np.ndarray))
+    expected = [str(a) for a in answers] if shows else []
+    if expected:
+        shown = f"The prompt:\n{prompt}\n\nThe expected answer:\n{' / '.join(expected)}\n\nThe answer:\n{output}"
     return [{"role": "system", "content": system}, {"role": "user", "content": shown}]
 
 
@@ -138,3 +154,9 @@ def _checked(f: Any, value: Any) -> Any:
     if not f.min <= value <= f.max:
         raise InvalidAnswer(f'"{f.name}" is {value}, outside {f.min:g}–{f.max:g}')
     return int(value) if f.type == "int" else float(value)
+
+
+def conversation(rubric: Any, record: dict[str, Any]) -> list[dict[str, str]]:
+    """:func:`messages` for a record: its prompt, its output and, where the rubric shows them, its answers."""
+    text = {k: str(record.get(k) or "") for k in ("prompt_text", "output")}
+    return messages(rubric, text["prompt_text"], text["output"], record.get("answers"))

@@ -24,10 +24,10 @@ from degrade.judge.dryrun import estimate
 from degrade.judge.redact import Redactor, redacted_logs
 from degrade.judge.rubric import (
     InvalidAnswer,
+    conversation,
     correction,
     json_schema,
     judge_settings,
-    messages,
     parse_answer,
     settings_hash,
 )
@@ -83,7 +83,7 @@ def judge_run(cfg: Any) -> Summary:
     summary.skipped = len(items) - len(todo)
     if jc.dry_run:
         _log_selection(jc, summary, len(todo))
-        estimate(todo, jc, lambda item: messages(jc.rubric, _text(item.record, "prompt_text"), _text(item.record)))
+        estimate(todo, jc, lambda item: conversation(jc.rubric, item.record))
         return summary
     lagging = {job for job, store in stores.items() if store.views_lag()}  # a kill before the views were rebuilt
     needed = sorted({i.job_dir for i in todo} | lagging)
@@ -141,10 +141,6 @@ def _redacted(judgment: dict[str, Any], redact: Redactor) -> dict[str, Any]:
     return {**judgment, "raw": redact(judgment["raw"]), "raw_previous": previous, "error": redact(judgment["error"])}
 
 
-def _text(record: dict[str, Any], key: str = "output") -> str:
-    return str(record.get(key) or "")
-
-
 def _batches(items: list[Item], size: int) -> Iterator[list[Item]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
@@ -155,7 +151,7 @@ def judge_batch(
 ) -> list[tuple[dict[str, Any], Item]]:
     """Judge one batch; return its judgments (ok or failed) with their items. Unanswered records are left out."""
     rubric, schema = jc.rubric, json_schema(jc.rubric)
-    tasks = [Task(i, messages(rubric, _text(i.record, "prompt_text"), _text(i.record))) for i in batch]
+    tasks = [Task(i, conversation(rubric, i.record)) for i in batch]
     pending, out = tasks, []
     start = time.perf_counter()
     for attempt in range(jc.invalid_retries + 1):
