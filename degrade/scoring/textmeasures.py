@@ -6,9 +6,11 @@ loop is a run of 1 to ``MAX_PERIOD`` words repeated at least ``MIN_REPEATS`` tim
 covering at least ``MIN_LOOP_WORDS`` words; the text is cut after its first copy and the record
 says so (``loop_truncated``).
 
-Zipf word frequency needs ``wordfreq`` and the type-lemma ratio ``simplemma``: the ``nlp`` extra
-(``pip install -e '.[nlp]'``), whose data install from the package registry with them (nothing is
-downloaded at run time). Without it those two measures are None; the others need no package.
+The two lexical measures are taken as the thesis took them, as far as maintained packages give them:
+the type-lemma ratio over the words that are no stopwords (``stopwordsiso``'s list for the language),
+lemmas from ``simplemma``; the Zipf frequency (``wordfreq``) of each word's lemma. They need the ``nlp``
+extra (``pip install -e '.[nlp]'``), whose word lists install from the package registry with it (nothing
+is downloaded at run time); without it they are None. The others need no package.
 """
 
 from __future__ import annotations
@@ -47,9 +49,10 @@ _FUNCTION_WORDS = {
 
 
 def nlp_available() -> bool:
-    """Whether the ``nlp`` extra (wordfreq and simplemma) can be imported."""
+    """Whether the ``nlp`` extra (wordfreq, simplemma and stopwordsiso) can be imported."""
     try:
         import simplemma  # noqa: F401
+        import stopwordsiso  # noqa: F401
         import wordfreq  # noqa: F401
     except ImportError:
         return False
@@ -87,9 +90,9 @@ def measure(text: str, *, language: str = "en") -> dict[str, Any]:
         language: Two-letter code for the word lists (wordfreq, simplemma and the function words).
 
     Returns:
-        ``loop_truncated``; ``zipf_frequency`` (mean Zipf frequency of the words, 0 for a word the
-        language does not have) and ``type_lemma_ratio`` (distinct lemmas / words), None without the
-        ``nlp`` extra; ``lexical_density`` (share of words that are not function words, None without
+        ``loop_truncated``; ``zipf_frequency`` (mean Zipf frequency of the words' lemmas, 0 for one the
+        language does not have) and ``type_lemma_ratio`` (distinct lemmas / words, stopwords left out), None
+        without the ``nlp`` extra; ``lexical_density`` (share of words that are not function words, None without
         a function-word list for ``language``); ``n_sentences``; ``mean_sentence_length`` (words per
         sentence). The ratios are None for a text without words.
     """
@@ -110,9 +113,22 @@ def measure(text: str, *, language: str = "en") -> dict[str, Any]:
     if function_words is not None:
         out["lexical_density"] = sum(w not in function_words for w in words) / len(words)
     if nlp_available():
-        import simplemma
-        import wordfreq
-
-        out["zipf_frequency"] = sum(wordfreq.zipf_frequency(w, language) for w in words) / len(words)
-        out["type_lemma_ratio"] = len({simplemma.lemmatize(w, lang=language) for w in words}) / len(words)
+        out.update(_lexical(words, language))
     return out
+
+
+def _lexical(words: list[str], language: str) -> dict[str, float | None]:
+    """The thesis's two lexical measures: Zipf frequency per lemma, type-lemma ratio without stopwords."""
+    import simplemma
+    import stopwordsiso
+    import wordfreq
+
+    lemmas = [simplemma.lemmatize(w, lang=language).lower() for w in words]
+    stop = stopwordsiso.stopwords(language) if stopwordsiso.has_lang(language) else set()
+    # a stopword as written or as its lemma ("were": "be"), as a tagger's lemmas would be checked
+    content = [lemma for w, lemma in zip(words, lemmas) if w not in stop and lemma not in stop]
+    return {
+        "zipf_frequency": sum(wordfreq.zipf_frequency(lemma, language) for lemma in lemmas) / len(lemmas),
+        # None when every word is a stopword: no content word to count
+        "type_lemma_ratio": len(set(content)) / len(content) if content else None,
+    }

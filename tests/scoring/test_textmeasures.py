@@ -36,9 +36,30 @@ def test_measures_of_a_text_known_by_hand() -> None:
     assert m["loop_truncated"] is False
     assert m["n_sentences"] == 2 and m["mean_sentence_length"] == 3.0
     assert m["lexical_density"] == pytest.approx(4 / 6)  # "the" twice is the only function word
-    assert m["type_lemma_ratio"] == pytest.approx(3 / 6)  # the, cat, sit
-    expected = sum(wordfreq.zipf_frequency(w, "en") for w in "the cat sat the cats sat".split()) / 6
-    assert m["zipf_frequency"] == pytest.approx(expected)
+    assert m["type_lemma_ratio"] == pytest.approx(2 / 4)  # cat, sit over cat sat cats sat: "the" is a stopword
+    lemmas = "the cat sit the cat sit".split()  # the Zipf frequency of each word's lemma
+    assert m["zipf_frequency"] == pytest.approx(sum(wordfreq.zipf_frequency(w, "en") for w in lemmas) / 6)
+
+
+def test_the_thesis_leaves_stopwords_out_of_the_type_lemma_ratio_and_reads_zipf_per_lemma() -> None:
+    import simplemma
+    import stopwordsiso
+    import wordfreq
+
+    text = "The dogs were running and the dog was barking at the dogs."
+    words = [w.lower() for w in re.findall(r"[^\W\d_]+", text)]
+    lemmas = [simplemma.lemmatize(w, lang="en").lower() for w in words]
+    stop = stopwordsiso.stopwords("en")  # a word is a stopword when it or its lemma ("were": "be") is listed
+    content = [lemma for w, lemma in zip(words, lemmas) if w not in stop and lemma not in stop]
+    m = measure(text)
+    assert m["type_lemma_ratio"] == pytest.approx(len(set(content)) / len(content))
+    assert m["type_lemma_ratio"] != pytest.approx(len(set(lemmas)) / len(words))  # not over every word
+    assert m["zipf_frequency"] == pytest.approx(sum(wordfreq.zipf_frequency(x, "en") for x in lemmas) / len(lemmas))
+    assert measure("the of and")["type_lemma_ratio"] is None  # no content word to count
+    spanish = [simplemma.lemmatize(w, lang="es").lower() for w in "los perros corrían y el perro ladraba".split()]
+    kept = [x for x in spanish if x not in stopwordsiso.stopwords("es")]
+    ratio = measure("Los perros corrían y el perro ladraba.", language="es")["type_lemma_ratio"]
+    assert ratio == pytest.approx(len(set(kept)) / len(kept)) and "perro" in kept  # Spanish lists too
 
 
 def test_a_loop_is_measured_once() -> None:
