@@ -3,6 +3,7 @@
 python scripts/report.py multirun/2026-11-22/02-49-24            # writes multirun/…/report/
 python scripts/report.py outputs/2026-11-22/02-49-24 --out /tmp/report
 python scripts/report.py old/outputs_*.json multirun/2026-11-22/02-49-24   # the original study's files beside ours
+python scripts/report.py study/results multirun/2026-11-22/02-49-24 --stats study   # the thesis's analysis
 
 The report dir gets all_records.parquet (every record, with its job_dir), summary.csv,
 summary.md and one PNG per metric.
@@ -18,8 +19,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a clone without installing
 
 from degrade.analysis.report import write_report  # noqa: E402
+from degrade.analysis.stats import analysis  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
-from degrade.records.collect import report_dir  # noqa: E402
+from degrade.records.collect import parse_legacy_models, report_dir  # noqa: E402
 
 log = logging.getLogger("degrade")
 
@@ -37,13 +39,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--out", type=Path, default=None, help="where the report goes (default: report/ in the first dir given)"
     )
+    parser.add_argument(
+        "--stats",
+        default="default",
+        metavar="ANALYSIS",
+        help="default (as documented) or study (the thesis's: d signed in the direction of damage, the crossing "
+        "interpolated in the level's own unit, Spearman over the per-level means)",
+    )
+    parser.add_argument(
+        "--legacy-model",
+        action="append",
+        default=[],
+        metavar="[PATH=]MODEL",
+        help="the model name of the study's records whose model_name is a local path (PATH=MODEL for one path), "
+        "so they join ours; repeatable",
+    )
     args = parser.parse_args(argv)
+    try:  # the options' bad values stop here, in one line, before anything is written
+        how, legacy_models = analysis(args.stats).name, parse_legacy_models(args.legacy_model)
+    except DegradeError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
     # Our own progress at INFO; third-party chatter (matplotlib's font cache) only when it matters.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(message)s")
     log.setLevel(logging.INFO)
     try:
         inputs = args.paths[0] if len(args.paths) == 1 else args.paths
-        paths = write_report(inputs, args.out or report_dir(args.paths))
+        paths = write_report(inputs, args.out or report_dir(args.paths), stats=how, legacy_models=legacy_models)
     except DegradeError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -9,11 +9,9 @@ so the report names no method. The study's statistics (effect sizes, critical le
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import matplotlib
 
@@ -25,7 +23,8 @@ import pyarrow.parquet as pq  # noqa: E402
 
 from degrade.analysis.browse import missing_baselines, write_page  # noqa: E402
 from degrade.analysis.plots import axis_label, clean_apart, scale_axis  # noqa: E402
-from degrade.analysis.stats import write_stats  # noqa: E402
+from degrade.analysis.settings import LINE, settings_key, settings_label, split_settings, with_settings  # noqa: E402
+from degrade.analysis.stats import analysis, write_stats  # noqa: E402
 from degrade.analysis.stats.markdown import markdown_table  # noqa: E402
 from degrade.judge.frame import add_judgments, agreement  # noqa: E402
 from degrade.methods import LevelAxis, level_axis  # noqa: E402
@@ -36,62 +35,8 @@ from degrade.search.files import read_answers  # noqa: E402
 log = logging.getLogger(__name__)
 
 ALL_RECORDS = "all_records.parquet"  # not records.parquet: a sweep's */records.parquet glob must not match it
-LINE = ["experiment", "model_name", "degradation_method", "param_group_name", SETTINGS]
 GROUP = [*LINE, "level_value"]
 CORE = ("tokens_out", "mattr", "repetition_rate")  # the metrics every record has (mattr: when long enough)
-
-
-def _with_settings(df: pd.DataFrame) -> pd.DataFrame:
-    # Records without a settings hash (older ones, or a frame built by hand) form one null group.
-    hashes = df[SETTINGS] if SETTINGS in df else pd.Series(None, index=df.index, dtype=object)
-    return df.assign(**{SETTINGS: hashes.astype(object).where(hashes.notna(), None)})
-
-
-def _key(settings_hash: Any) -> Any:
-    return None if pd.isna(settings_hash) else settings_hash  # grouping turns a None key into NaN
-
-
-def _label(labels: dict[Any, str], settings_hash: Any) -> str:
-    return labels.get(_key(settings_hash), "")
-
-
-def _flat(settings: dict, prefix: str = "") -> dict[str, str]:
-    out: dict[str, str] = {}
-    for key, value in settings.items():
-        if isinstance(value, dict):
-            out.update(_flat(value, f"{prefix}{key}."))
-        else:
-            out[f"{prefix}{key}"] = value if isinstance(value, str) else json.dumps(value)
-    return out
-
-
-def split_settings(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> tuple[dict[Any, str], str]:
-    """Tell apart the settings of records that would otherwise pool into one line.
-
-    Args:
-        df: Records, as :func:`collect` returns them.
-        settings: ``{settings_hash: settings}``, as :func:`read_settings` returns them.
-
-    Returns:
-        A short label per settings hash (null for older records) of every (experiment, model,
-        method, group) holding more than one, naming the settings that differ; and one line
-        naming them with their values. Both empty when nothing is split.
-    """
-    hashes = _with_settings(df)[SETTINGS]
-    split = hashes.groupby([df[c] for c in LINE[:-1]], dropna=False).transform(lambda s: s.nunique(dropna=False) > 1)
-    ordered = list(dict.fromkeys(hashes[split.astype(bool)]))
-    if not ordered:
-        return {}, ""
-    flat = {h: _flat(settings[h]) for h in ordered if settings and h in settings}
-    keys = sorted({k for f in flat.values() for k in f if len({g.get(k, "?") for g in flat.values()}) > 1})
-    labels = {
-        h: ", ".join(f"{k}={flat[h].get(k, '?')}" for k in keys) if h in flat and keys else f"settings {h or 'unknown'}"
-        for h in ordered
-    }
-    parts = [f"{k} " + " / ".join(dict.fromkeys(f.get(k, "?") for f in flat.values())) for k in keys]
-    if len(flat) < len(ordered) or not keys:  # some jobs' settings are unknown: name their hashes
-        parts.append(f"{SETTINGS} " + " / ".join(h or "none (older records)" for h in ordered))
-    return labels, "; ".join(parts)
 
 
 def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -110,7 +55,7 @@ def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.D
     Returns:
         The summary, in damage order within each line (the method registry's order).
     """
-    df = _with_settings(df)
+    df = with_settings(df)
     scored = df[df["correct"].notna()]
     categories = sorted(scored["prompt_category"].dropna().unique())
     grouped = df.groupby(GROUP, sort=False, dropna=False)
@@ -132,12 +77,12 @@ def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.D
     # Settings in the order their jobs come (job-dir order), levels in the method's order of damage.
     first = {h: i for i, h in enumerate(dict.fromkeys(df[SETTINGS]))}
     order = [level_axis(m).damage_order(v) for m, v in zip(out["degradation_method"], out["level_value"])]
-    out = out.assign(_first=[first[_key(h)] for h in out[SETTINGS]], _order=order)
+    out = out.assign(_first=[first[settings_key(h)] for h in out[SETTINGS]], _order=order)
     out = out.sort_values([*LINE[:-1], "_first", "_order"], kind="stable").drop(columns=["_first", "_order"])
     labels, differences = split_settings(df, settings)
     if labels:
         log.warning("settings differ between jobs: %s; the table splits them (column settings)", differences)
-        out.insert(len(LINE) - 1, "settings", [_label(labels, h) for h in out[SETTINGS]])
+        out.insert(len(LINE) - 1, "settings", [settings_label(labels, h) for h in out[SETTINGS]])
     return out.drop(columns=SETTINGS).reset_index(drop=True)
 
 
@@ -149,7 +94,7 @@ def repetition_stats(df: pd.DataFrame, metric: str) -> pd.DataFrame:
         level_value, mean, sem (NaN with a single repetition) and count (repetitions).
     """
     # sort=False: lines come in the order of their records (job-dir order), as in the table.
-    reps = _with_settings(df).groupby([*GROUP, "repeat_index"], dropna=False, sort=False)[metric].mean()
+    reps = with_settings(df).groupby([*GROUP, "repeat_index"], dropna=False, sort=False)[metric].mean()
     stats = reps.dropna().reset_index().groupby(GROUP, dropna=False, sort=False)[metric]
     stats = stats.agg(["mean", "sem", "count"]).reset_index()
     stats.loc[stats["count"] < 2, "sem"] = float("nan")  # one repetition: no spread to show
@@ -177,7 +122,8 @@ def figure(df: pd.DataFrame, metric: str, settings: dict[str, dict] | None = Non
         axis = level_axis(method)
         for key, line in stats[stats["degradation_method"] == method].groupby(LINE, dropna=False, sort=False):
             named = dict(zip(LINE, key))
-            label = " / ".join([str(named[c]) for c in naming] + [_label(labels, named[SETTINGS])]).removesuffix(" / ")
+            parts = [str(named[c]) for c in naming] + [settings_label(labels, named[SETTINGS])]
+            label = " / ".join(parts).removesuffix(" / ")
             _draw(ax, line.sort_values("level_value"), axis, label)
         scale_axis(ax, axis, stats.loc[stats["degradation_method"] == method, "level_value"])
         ax.set_title(method)
@@ -240,13 +186,22 @@ def judge_agreement(df: pd.DataFrame) -> str:
     )
 
 
-def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> dict[str, Path | list[Path]]:
+def write_report(
+    root: Path | Sequence[Path],
+    out_dir: Path | None = None,
+    *,
+    stats: str = "default",
+    legacy_models: dict[str, str] | None = None,
+) -> dict[str, Path | list[Path]]:
     """Collect, summarise, plot and analyse every record under ``root``.
 
     Args:
         root: A job, run or sweep dir, or what else :func:`degrade.records.collect.collect` reads (result
             files, several paths).
         out_dir: Where the report goes; ``root/report`` by default (required for several paths).
+        stats: The analysis, ``default`` or the thesis's ``study`` (:mod:`degrade.analysis.stats.analysis`).
+        legacy_models: The model of the study's records whose ``model_name`` is a local path
+            (:func:`degrade.records.collect.collect`).
 
     Returns:
         ``{"records": ..., "summary_csv": ..., "summary_md": ..., "plots": [...]}`` and the statistics'
@@ -257,11 +212,11 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
         DegradeError: ``root`` is not a directory or holds no records.
     """
     root = Path(root) if isinstance(root, str) else root
-    records = collect(root)
-    if isinstance(root, Path) and root.is_dir():
-        records = add_judgments(records, root)  # a judge's ratings, where scripts/judge.py has run
-        judged = [c for c in records.columns if c.startswith("judge_") and pd.api.types.is_numeric_dtype(records[c])]
-        records[judged] = records[judged].astype("float64")  # NaN, not pd.NA, for the statistics and the plots
+    how = analysis(stats)
+    records = collect(root, legacy_models=legacy_models)
+    records = add_judgments(records, root)  # a judge's ratings, where scripts/judge.py has run, in any path given
+    judged = [c for c in records.columns if c.startswith("judge_") and pd.api.types.is_numeric_dtype(records[c])]
+    records[judged] = records[judged].astype("float64")  # NaN, not pd.NA, for the statistics and the plots
     settings = read_settings(root, records)
     out_dir = Path(out_dir) if out_dir is not None else Path(root) / "report"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -278,7 +233,7 @@ def write_report(root: Path | Sequence[Path], out_dir: Path | None = None) -> di
     summary.to_csv(paths["summary_csv"], index=False)
     paths["summary_md"].write_text(markdown_table(summary) + judge_agreement(records), encoding="utf-8")
     found = read_answers(sources(root))  # breaking points where a bisect sweep ran
-    paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found))
+    paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found, how=how))
     paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
     split_line = split_settings(records, settings)[1]
     paths["page"] = write_page(
