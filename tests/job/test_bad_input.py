@@ -108,7 +108,9 @@ def test_bad_input_is_one_line_and_changes_no_byte(finished: Path, case: str) ->
     flags = [o for o in overrides if o.startswith("--")]  # Hydra's flags go before the overrides
     dir_key = "hydra.sweep.dir" if "--multirun" in flags else "hydra.run.dir"
     rest = [o for o in overrides if o not in flags]
-    result = run_cli(*flags, *BASE, *rest, f"{dir_key}={finished}", timeout=300)
+    # "without SLURM" on a machine that has it: a PATH where no sbatch is found (the command needs no other program)
+    env = {"PATH": str(finished.parent / "no-programs")} if case.endswith("without-slurm") else None
+    result = run_cli(*flags, *BASE, *rest, f"{dir_key}={finished}", timeout=300, env=env)
     assert result.returncode == code, result.stdout + result.stderr
     line = one_error_line(result)
     for fragment in fragments:
@@ -175,8 +177,8 @@ def test_keys_the_schemas_define_and_hydras_own_node_are_not_flagged() -> None:
     """The unknown-key check passes every key a preset sets, and Hydra's ``hydra`` node."""
     from hydra import compose, initialize_config_dir
 
-    from degrade.config.compose import check_known_keys
-    from degrade.paths import CONF_DIR, register_configs
+    from degrade.config.compose import check_known_keys, register_configs
+    from degrade.paths import CONF_DIR
 
     register_configs()
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
