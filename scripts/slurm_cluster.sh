@@ -12,7 +12,8 @@
 # a local MariaDB): submitit learns through `sacct` how each job ended, so a cancelled or failed job is
 # reported as such instead of being waited for. Time limits are enforced at once (OverTimeLimit=0) and
 # the scheduler runs every second, so a time-limited job is signalled and requeued in seconds.
-# It starts the daemons directly (no systemd needed, as in a container). Root is needed.
+# It starts the daemons directly (no systemd needed, as in a container), with an empty queue: jobs queued
+# before a stop are not run again. Root is needed.
 set -euo pipefail
 
 CONF_DIR=/etc/slurm
@@ -112,8 +113,9 @@ start() {
   running slurmdbd || slurmdbd
   wait_for 60 slurmdbd sacctmgr -i show cluster
   sacctmgr -i show cluster format=cluster -n | grep -qw degrade || sacctmgr -i add cluster degrade >/dev/null
-  running slurmctld || slurmctld
-  running slurmd || slurmd
+  # -c: start with an empty queue; jobs left from before (a killed test run) must not run again here
+  running slurmctld || slurmctld -c
+  running slurmd || slurmd -c
   wait_for 90 "the node" bash -c "sinfo -h -N -o '%T' | grep -Eq '^(idle|mixed|allocated)'"
   scontrol update nodename="$HOST" state=resume >/dev/null 2>&1 || true
   sinfo
