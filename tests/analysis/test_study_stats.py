@@ -115,6 +115,8 @@ def test_a_shared_clean_job_is_the_baseline_of_a_line_without_level_0() -> None:
     assert line["level_value"].tolist() == [0, 1024, 16, 4]
     assert line["d"].tolist() == pytest.approx([0, 0.1, 0.5, 2])
     assert set(line[BASELINE]) == {"clean"}
+    assert set(line_of(stats, "mattr", "none")["critical_how"]) == {"clean only"}
+    assert set(ranking(stats)["degradation_method"]) == {"uni_quant"}  # a clean job breaks nowhere
     text = render(stats, {}, 50, 0, how=STUDY)
     assert "## Shared clean baselines" in text and "| clean |" in text
     assert "Analysis: **study**" in text and "The unit of d is the record" in text

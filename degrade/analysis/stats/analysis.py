@@ -11,7 +11,6 @@ SD of the records of the two levels), not over repetition means.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,10 +93,3 @@ def damage_effect(d: float | np.ndarray, better: Better) -> float | np.ndarray:
     if better == "lower":
         return d
     return np.abs(d) if isinstance(d, np.ndarray) else abs(d)
-
-
-def breaks_at(d: float, better: Better, how: Analysis) -> float:
-    """The effect a level's d is compared with the threshold by: its damage effect, or |d|."""
-    if math.isnan(d):
-        return d
-    return float(damage_effect(d, better)) if how.damage_signed else abs(d)

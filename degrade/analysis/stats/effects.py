@@ -1,9 +1,11 @@
 """Effect sizes against the clean model, their bootstrap intervals, the critical level and the trend test.
 
 The study's analysis: Cohen's d of every level against level 0 (pooled standard deviation),
-the first level where |d| reaches 0.8, and a one-sided Spearman test of the measure against
-the damage. Confidence intervals come from a bootstrap that resamples as the design nests the
-records: repetitions first, then the records (prompts) within each drawn repetition.
+the first level where d reaches 0.8 (|d|, or d signed in the direction of damage: the two analyses of
+:mod:`degrade.analysis.stats.analysis`), and a one-sided Spearman test of the measure against the
+damage, over every record or over the per-level means. Confidence intervals come from a bootstrap that
+resamples as the design nests the records: repetitions first, then the records (prompts) within each
+drawn repetition.
 """
 
 from __future__ import annotations

@@ -131,7 +131,7 @@ def breaking_figure(
                 ax.set_xlabel(axis_label(method), fontsize="small")
             if row == 0 and len(ax.get_legend_handles_labels()[0]):
                 ax.legend(fontsize="small")
-    title = f"{experiment}: mean ± 95 % CI per level; X = critical level (|d| ≥ 0.8 against level 0)"
+    title = f"{experiment}: mean ± 95 % CI per level; X = critical level (d reaches 0.8 against level 0: stats.md)"
     if searched:
         title += "\n◆ = breaking point found by search (breakpoint.json), on its threshold (dotted)"
     fig.suptitle(title + _clean_note(methods), fontsize="medium")
@@ -168,6 +168,6 @@ def normalised_figure(stats: pd.DataFrame, experiment: str, labels: dict | None 
             ax.legend(fontsize="x-small")
     for ax in list(axes.flat)[len(panels) :]:
         ax.set_visible(False)
-    title = f"{experiment}: min–max normalised, lower-is-better inverted; X = |d| reaches 0.8"
+    title = f"{experiment}: min–max normalised, lower-is-better inverted; X = d reaches 0.8 (as stats.md says)"
     fig.suptitle(title + _clean_note(part["degradation_method"]), fontsize="medium")
     return fig

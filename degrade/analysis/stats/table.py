@@ -106,6 +106,8 @@ def _measure_rows(
     )
     if measure.per_level:
         found = "one value per level (no spread)"
+    if [r["level_value"] for r in rows] == [0.0]:
+        found = "clean only"  # a degradation=none job: a baseline, nothing to break
     rank = {level: i for i, level in enumerate(levels)}
     if how.trend_of_means:
         ranks = np.arange(len(rows), dtype=float)  # rows come in the order of damage
@@ -165,6 +167,7 @@ def ranking(stats: pd.DataFrame, labels: dict | None = None, *, per_experiment: 
         null when not reached).
     """
     table = critical_table(stats)
+    table = table[table["critical_how"] != "clean only"]  # a clean job has no place in a ranking of damage
     order = [
         level_axis(m).damage_order(c) if not math.isnan(c) else math.inf
         for m, c in zip(table["degradation_method"], table["critical_level"])
@@ -182,4 +185,6 @@ def ranking(stats: pd.DataFrame, labels: dict | None = None, *, per_experiment: 
                 rank=pd.array([int(r) if o < math.inf else None for r, o in zip(ranks, part["_order"])], dtype="Int64")
             )
         )
+    if not parts:  # nothing but clean jobs
+        return table.drop(columns=["_order", "_settings"]).assign(rank=pd.array([], dtype="Int64"))
     return pd.concat(parts).drop(columns=["_order", "_settings"]).reset_index(drop=True)
