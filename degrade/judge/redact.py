@@ -9,6 +9,7 @@ same to every log line while the judge runs, whichever library writes it.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Iterator
@@ -26,11 +27,15 @@ def api_key(backend: Any) -> str | None:
 
 
 def url_secrets(url: str | None) -> list[str]:
-    """The user name and password in ``url``, as written and decoded (either may be the key)."""
+    """The credentials in ``url`` (``user:password``, and the password): as written, decoded, and in base64.
+
+    Base64 is how HTTP basic auth sends them, and how a server echoing the request's headers shows them.
+    """
     parts = urlsplit(url or "")
     userinfo = parts.netloc.rpartition("@")[0] if "@" in parts.netloc else ""
-    raw = [userinfo, *userinfo.split(":", 1)] if userinfo else []
-    return [s for s in {*raw, *(unquote(r) for r in raw)} if s]
+    raw = [userinfo, userinfo.partition(":")[2]] if userinfo else []  # the whole, and the password
+    basic = [base64.b64encode(unquote(userinfo).encode()).decode()] if userinfo else []
+    return [s for s in {*raw, *(unquote(r) for r in raw), *basic} if s]
 
 
 def public_url(url: str | None) -> str:

@@ -7,6 +7,7 @@ whole request; the key is never printed or stored; a judgment belongs to the out
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
@@ -237,13 +238,15 @@ def test_a_server_echoing_the_key_gets_it_on_no_console_and_in_no_file(run_dir) 
 
 
 def test_credentials_in_base_url_are_never_printed(run_dir) -> None:
-    server = serve(lambda body: 403)
+    server = serve(lambda body: Reply('{"error": {"message": "who is {auth}?"}}', status=403))
     url = server.url.replace("http://", "http://judge:url-secret-42@")
     done = judge_cli(run_dir, url, "judge.sample=1")
     assert done.returncode == 2, done.stdout + done.stderr
     [line] = errors(done)
-    assert "403" in line and "127.0.0.1" in line, line
-    assert "url-secret-42" not in done.stdout + done.stderr
+    assert "403" in line and "[redacted]@127.0.0.1" in line and "who is Basic [redacted]?" in line, line
+    basic = base64.b64encode(b"judge:url-secret-42").decode()  # how the client sent them
+    assert server.requests[0]["auth"] == f"Basic {basic}"
+    assert "url-secret-42" not in done.stdout + done.stderr and basic not in done.stdout + done.stderr
 
 
 def test_an_error_raised_with_the_key_says_it_redacted(run_dir, monkeypatch) -> None:
