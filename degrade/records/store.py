@@ -3,27 +3,26 @@
 ``records.jsonl`` gets every batch's records, flushed and fsynced, so a crash loses at
 most the batch in flight. The JSON array (the study's old file name and shape) and
 ``records.parquet`` are rebuilt from the journal into a temporary file that is then
-renamed over the old one, so a reader never sees half a file.
+renamed over the old one, so a reader never sees half a file. The protocol (appends, the
+torn last line, atomic views, the crash tests' fault points) is :mod:`degrade.records.journal`,
+which the judge's journal follows too.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
-import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
 from degrade.errors import DegradeError
-from degrade.records import jobdir
+from degrade.records import jobdir, journal
 from degrade.records.aside import move_aside, unreadable_aside
 from degrade.records.contract import record_key, to_table, upgrade
+from degrade.records.journal import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -70,21 +69,13 @@ class RecordStore:
         self.records, self.keys = [], set()
 
     def _read_journal(self, repair: bool) -> None:
-        journal = read_journal(self.journal)
-        for record in journal.records:
+        read = read_journal(self.journal)
+        for record in read.records:
             self._remember(record)
-        if not journal.tail or not repair:
-            return
-        if journal.tail_record is not None:
-            self._remember(journal.tail_record)
-            self._append_bytes(b"\n")  # a complete record that only lacked its newline
-            return
-        aside = self.journal.with_name(f"{JOURNAL}.torn-{time.strftime('%Y%m%d-%H%M%S')}")
-        aside.write_bytes(journal.tail)
-        with open(self.journal, "r+b") as fh:
-            fh.truncate(journal.size - len(journal.tail))
-            os.fsync(fh.fileno())
-        log.warning("journal: the last line was torn by an interruption; kept aside in %s", aside.name)
+        if repair:  # a torn last line kept aside and cut; a complete one that only lacked its newline gets it
+            kept = journal.mend(self.journal, read, _parse_record, fault="append")
+            if kept is not None:
+                self._remember(kept)
 
     def _readable(self, path: Path, read, repair: bool) -> Any:
         """``read(path)``, or None when the view is missing or unreadable (then kept aside, with ``repair``)."""
@@ -139,14 +130,7 @@ class RecordStore:
         self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
 
     def _append_bytes(self, payload: bytes) -> None:
-        with open(self.journal, "ab") as fh:
-            if _fault("append"):  # a crash halfway through a write: the torn line resume must survive
-                fh.write(payload[: len(payload) // 2])
-                fh.flush()
-                os.kill(os.getpid(), signal.SIGKILL)
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
+        journal.append(self.journal, payload, fault="append")  # "append": where the crash tests tear a write
 
     def set_aside(self) -> Path | None:
         """Move this job's previous results, and all made from them, into a new ``previous-<time>/`` (force_run)."""
@@ -175,18 +159,17 @@ class RecordStore:
             )
 
 
-@dataclass(frozen=True)
-class Journal:
-    """What a journal file holds: its complete records, and what follows the last newline."""
+class Journal(journal.Lines):
+    """What ``records.jsonl`` holds: its complete records, and what follows the last newline."""
 
-    records: list[dict[str, Any]]
-    tail: bytes  # after the last newline: empty unless the last write was torn (or lacked its newline)
-    size: int
+    @property
+    def records(self) -> list[dict[str, Any]]:
+        return self.entries
 
     @property
     def tail_record(self) -> dict[str, Any] | None:
         """The record in the tail, when the tail is a complete record that only lacked its newline."""
-        return _parse_record(self.tail) if self.tail.strip() else None
+        return journal.tail_entry(self, _parse_record)
 
 
 def read_journal(path: Path) -> Journal:
@@ -198,27 +181,8 @@ def read_journal(path: Path) -> Journal:
     Raises:
         DegradeError: a line before the last is not a record (naming its number); the file is untouched.
     """
-    data = path.read_bytes()
-    lines = data.split(b"\n")
-    tail = lines.pop()
-    problem = "is unreadable and is not the last line; nothing was changed: repair or move that line aside"
-    records = _records(map(_json_or_none, lines), f"{path}: line", problem)
-    return Journal(records, tail if tail.strip() else b"", len(data))
-
-
-def write_atomic(path: Path, write: Callable[[Path], Any], *, crash_point: str | None = None) -> None:
-    """Write ``path`` through ``write(tmp)``, fsync, and a rename: a reader never sees half a file.
-
-    The one way a job writes a file other than the journal (views, metadata, the resolved group).
-    ``crash_point`` names the place the crash tests may kill the process, between write and rename.
-    """
-    tmp = path.with_name(f".{path.name}.tmp")
-    write(tmp)
-    with open(tmp, "rb") as fh:
-        os.fsync(fh.fileno())
-    if crash_point:
-        _crash_point(crash_point)
-    os.replace(tmp, path)
+    lines = journal.read(path, _parse_record)
+    return Journal(lines.entries, lines.tail, lines.size)
 
 
 def write_json(path: Path, payload: Any) -> None:
@@ -238,17 +202,9 @@ def _read_json_array(path: Path) -> list[dict[str, Any]]:
     return data
 
 
-def _json_or_none(line: bytes) -> Any:
-    try:
-        return json.loads(line)
-    except ValueError:
-        return None
-
-
-def _parse_record(line: bytes) -> dict[str, Any] | None:
-    """The record on one journal line, or None when the line is not one (torn, not JSON, not a record)."""
-    record = _json_or_none(line)
-    return upgrade(record) if isinstance(record, dict) else None
+def _parse_record(line: Any) -> dict[str, Any] | None:
+    """The record on one decoded journal line, or None when the line is not one (torn, not JSON, not a record)."""
+    return upgrade(line) if isinstance(line, dict) else None
 
 
 def _records(items: Iterable[Any], where: str, problem: str) -> list[dict[str, Any]]:
@@ -264,23 +220,3 @@ def _records(items: Iterable[Any], where: str, problem: str) -> list[dict[str, A
             raise DegradeError(f"{where} {number} {problem}, then run again")
         out.append(record)
     return out
-
-
-_FAULTS: dict[str, int] = {}
-
-
-def _crash_point(point: str) -> None:
-    if _fault(point):
-        os.kill(os.getpid(), signal.SIGKILL)
-
-
-def _fault(point: str) -> bool:
-    """Fault injection for the crash tests: ``DEGRADE_FAULT=<point>:<n>`` kills at the n-th pass.
-
-    Unset (always, outside the tests) this is one dictionary lookup.
-    """
-    spec = os.environ.get("DEGRADE_FAULT")
-    if not spec or not spec.startswith(point + ":"):
-        return False
-    _FAULTS[point] = _FAULTS.get(point, 0) + 1
-    return _FAULTS[point] == int(spec.split(":", 1)[1])
