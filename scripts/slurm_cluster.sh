@@ -124,6 +124,10 @@ start() {
 stop() {
   need_root
   for daemon in slurmd slurmctld slurmdbd; do pkill -x "$daemon" 2>/dev/null || true; done
+  for _ in $(seq 30); do  # until they have exited, so that a start right after starts them again
+    running slurmd || running slurmctld || running slurmdbd || break
+    sleep 1
+  done
   echo "slurm_cluster: stopped (munge and MariaDB left running)"
 }
 
