@@ -22,6 +22,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from degrade.analysis.browse import missing_baselines, write_page  # noqa: E402
+from degrade.analysis.layermap import write_layer_maps  # noqa: E402
 from degrade.analysis.plots import axis_label, clean_apart, scale_axis  # noqa: E402
 from degrade.analysis.settings import LINE, settings_key, settings_label, split_settings, with_settings  # noqa: E402
 from degrade.analysis.stats import analysis, write_stats  # noqa: E402
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 ALL_RECORDS = "all_records.parquet"  # not records.parquet: a sweep's */records.parquet glob must not match it
 GROUP = [*LINE, "level_value"]
 CORE = ("tokens_out", "mattr", "repetition_rate")  # the metrics every record has (mattr: when long enough)
+ASKED = ("kl_to_clean", "top1_agreement", "acc_norm")  # with experiment.fidelity.enabled, experiment=lm_eval
 
 
 def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.DataFrame:
@@ -70,8 +72,8 @@ def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.D
     for category in categories:
         by_cell = scored[scored["prompt_category"] == category].groupby(GROUP, dropna=False)["correct"].mean()
         out[f"accuracy_{category}"] = by_cell
-    for column in ("info_units", "perplexity"):
-        if df[column].notna().any():
+    for column in ("info_units", "perplexity", *ASKED):
+        if column in df and df[column].notna().any():
             out[column] = grouped[column].mean()
     out = out.reset_index()
     # Settings in the order their jobs come (job-dir order), levels in the method's order of damage.
@@ -160,7 +162,8 @@ def plot(df: pd.DataFrame, out_dir: Path, settings: dict[str, dict] | None = Non
     # Accuracy, information units and perplexity exist for some experiments only; the others for every
     # record, except mattr, null for an output shorter than its window.
     judged = [c for c in df.columns if c.startswith("judge_") and pd.api.types.is_numeric_dtype(df[c])]
-    metrics = [m for m in (*CORE, "correct", "info_units", "perplexity", *judged) if df[m].notna().any()]
+    optional = ("correct", "info_units", "perplexity", *ASKED)
+    metrics = [m for m in (*CORE, *optional, *judged) if m in df and df[m].notna().any()]
     if set(CORE) - set(metrics):
         log.info("no %s plot: no record has a value", " or ".join(m for m in CORE if m not in metrics))
     written = []
@@ -234,7 +237,8 @@ def write_report(
     paths["summary_md"].write_text(markdown_table(summary) + judge_agreement(records), encoding="utf-8")
     found = read_answers(sources(root))  # breaking points where a bisect sweep ran
     paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found, how=how))
-    paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"]  # every PNG written
+    layer_maps = write_layer_maps(records, out_dir, settings)  # where the jobs damaged one layer range each
+    paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"] + layer_maps  # every PNG written
     split_line = split_settings(records, settings)[1]
     paths["page"] = write_page(
         records,

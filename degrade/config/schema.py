@@ -136,6 +136,8 @@ class ParamGroupConfig:
     tower: str = "language"  # language | vision | all
     layers: Optional[List[int]] = None  # [start, stop) over decoder layers
     exclude: List[str] = field(default_factory=list)  # regular expressions on parameter names
+    layer: Optional[int] = None  # one layer (or block) alone, for a layer map: layers = [layer, layer + block)
+    block: int = 1
 
     def __post_init__(self) -> None:
         unknown = [k for k in self.kinds if k not in KINDS]
@@ -143,6 +145,12 @@ class ParamGroupConfig:
             bool(self.kinds) and not unknown, "param_group.kinds", f"{unknown or 'empty'}; allowed: {', '.join(KINDS)}"
         )
         require(self.tower in TOWERS, "param_group.tower", f"{self.tower!r}; allowed: {', '.join(TOWERS)}")
+        block = f"{self.block}; the layers damaged together from param_group.layer: an integer ≥ 1, with that key"
+        require(self.block >= 1 and (self.layer is not None or self.block == 1), "param_group.block", block)
+        if self.layer is not None:
+            require(self.layer >= 0, "param_group.layer", f"{self.layer}; must be an integer ≥ 0 (the first layer)")
+            require(self.layers is None, "param_group.layer", f"given with param_group.layers={self.layers}; give one")
+            self.layers = [self.layer, self.layer + self.block]
         if self.layers is not None:
             ok = len(self.layers) == 2 and 0 <= self.layers[0] < self.layers[1]
             require(ok, "param_group.layers", f"{self.layers}; give [start, stop) with 0 ≤ start < stop")
@@ -230,6 +238,7 @@ class RunConfig:
                 "acts through forward hooks, which model.backend=vllm cannot run (the engine has its own modules); "
                 "use model.backend=transformers",
             )
+        self.experiment.fidelity.check_run(self.model.backend, self.degradation.method)
         image = self.experiment.image
         if image.enabled and not self.model.multimodal:
             raise ConfigError(

@@ -13,6 +13,8 @@ from degrade.config.schema import RunConfig
 from degrade.generation import text, vision
 from degrade.generation.memory import MemoryPolicy, is_out_of_memory
 from degrade.job import interrupt
+from degrade.job.fidelity import FidelityPass
+from degrade.job.lmeval import TaskRunner
 from degrade.job.prepare import Prepared, Prompt, Shown
 from degrade.methods import damage
 from degrade.model.restore import fingerprint
@@ -55,6 +57,10 @@ class CellRunner:
         self.generated, self.total, self.started = 0, total, time.perf_counter()
         # one perplexity per level: from the records of an earlier run, else measured at the level's first cell
         self.perplexity = {r["level_index"]: r["perplexity"] for r in store.records if r.get("perplexity")}
+        fidelity = cfg.experiment.fidelity.enabled
+        self.fidelity = FidelityPass(cfg, prepared, store.out_dir, shown.prompts) if fidelity else None
+        self.tasks = TaskRunner(cfg, prepared) if cfg.experiment.tasks is not None else None  # lm-eval's
+        self.measured: dict[str, dict] = {}  # this cell's fidelity, by prompt id
 
     @contextmanager
     def timed(self, step: str) -> Iterator[None]:
@@ -70,6 +76,9 @@ class CellRunner:
         start = time.perf_counter()
         with self.timed("restore"):
             self.prepared.snapshot.restore(verify=cfg.verify_restore)
+        if self.fidelity is not None:  # the weights are clean here: the clean side of the measure, once per job
+            with self.timed("fidelity"):
+                self.fidelity.clean(prompts)
         with self.timed("damage"):
             deg = cfg.degradation
             damage.apply(
@@ -84,12 +93,15 @@ class CellRunner:
             )
             weights = fingerprint(self.prepared.snapshot.tensors)
             facts = CellFacts(cell.level_index, cell.level, cell.repeat, weights, self._perplexity(cell))
+        if self.fidelity is not None:
+            with self.timed("fidelity"):
+                self.measured = self.fidelity.measure(prompts)
         if self.prepared.engine is not None:  # hand the cell's weights to the serving engine (none if clean twice)
             with self.timed("reload"):
                 self.prepared.engine.load(model, clean=weights == self.prepared.snapshot.clean_fingerprint)
         text.set_all_seeds(cfg.seed_base + cell.repeat)
         label = f"cell {number}/{count}  {deg.method}={cell.level:g} rep {cell.repeat}"
-        tokens = self._batches(label, facts, prompts)
+        tokens = (self._tasks if self.tasks is not None else self._batches)(label, facts, prompts)
         with self.timed("views"):
             self.store.write_views()
         self.timings["cells"] += 1
@@ -105,6 +117,19 @@ class CellRunner:
             self.total,
             hms(self._left()),
         )
+
+    def _tasks(self, label: str, facts: CellFacts, prompts: list[Prompt]) -> int:
+        """lm-eval scores the cell's documents (experiment.tasks) in one call; a record per document."""
+        interrupt.check()
+        with self.timed("generate"):
+            scored = self.tasks.evaluate(prompts)
+        used = self.policy.read()
+        with self.timed("record"):
+            job, n = self.job, len(prompts)
+            records = [make_record(job, facts, p, s, batch_size=n, memory=used, scores=sc) for p, s, sc in scored]
+            self.store.append([r.to_dict() for r in records])
+        self.generated += n
+        return sum(s.tokens_out for _, s, _ in scored)
 
     def _left(self) -> float:
         return (time.perf_counter() - self.started) / max(self.generated, 1) * (self.total - self.generated)
@@ -134,7 +159,10 @@ class CellRunner:
                         s,
                         batch_size=len(batch),
                         memory=used,
-                        scores=score_output(s.text, answers=p.answers, cookie_theft=self.cfg.experiment.info_units),
+                        scores={
+                            **score_output(s.text, answers=p.answers, cookie_theft=self.cfg.experiment.info_units),
+                            **self.measured.get(p.id, {}),  # experiment.fidelity
+                        },
                     )
                     for p, s in zip(batch, samples)
                 ]

@@ -47,6 +47,8 @@ def rescore(store: RecordStore, rescoring: Rescoring, cfg: RunConfig, new_hash: 
         prompt = prompts.get(str(record["prompt_id"]))
         answers = prompt.answers if prompt is not None else record.get("answers")
         scores = record_scores(record.get("output") or "", answers, cfg.experiment.info_units)
+        if record.get("task_metrics"):  # lm-eval scored it (experiment.tasks): its `correct` is lm-eval's, kept
+            scores = {k: v for k, v in scores.items() if k not in ("correct", "answers")}
         differ += any(record.get(k) != v for k, v in scores.items())
         record.update(scores, settings_hash=new_hash)
         rescored += 1

@@ -62,6 +62,14 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         # another engine samples and rounds differently: its records are a configuration of their own (keyed only
         # for vllm, so the job dirs of the other backends keep their hash)
         **({"model.backend": "vllm"} if model.backend == "vllm" else {}),
+        # lm-eval's tasks, where its few-shot examples come from, and lm-eval's version, which scores them
+        **({"experiment.tasks": list(exp.tasks), **_lm_eval(exp)} if exp.tasks is not None else {}),
+        # the measure and the length of the clean answer it reads (keyed only when on, as the backend above)
+        **(
+            {"experiment.fidelity.max_new_tokens": exp.fidelity.max_new_tokens or gen.max_new_tokens}
+            if exp.fidelity.enabled
+            else {}
+        ),
     }
 
 
@@ -92,3 +100,13 @@ def changes(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 
 def _show(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
+
+
+def _lm_eval(exp: Any) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    return {
+        "experiment.include_path": exp.include_path,
+        "experiment.num_fewshot": exp.num_fewshot,
+        "lm_eval": version("lm_eval"),
+    }

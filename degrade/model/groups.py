@@ -144,6 +144,12 @@ def check_layers(model: nn.Module, cfg: GroupSpec) -> None:
     n_layers = max(towers)
     start, stop = cfg.layers
     if stop > n_layers:
+        if getattr(cfg, "layer", None) is not None:  # one layer (or block) of a layer map: name the key typed
+            raise ConfigError(
+                "param_group.layer",
+                f"{cfg.layer} (block {stop - start}) goes beyond this model's "
+                f"{n_layers} layers; allowed: 0 ≤ layer ≤ {n_layers - (stop - start)}",
+            )
         raise ConfigError(
             "param_group.layers",
             f"[{start}, {stop}] goes beyond this model's {n_layers} layers (0–{n_layers - 1}); "

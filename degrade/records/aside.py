@@ -1,9 +1,10 @@
 """Earlier results kept aside, never overwritten: ``previous-<time>/`` dirs for force_run and rescoring.
 
 A job dir's records come with files made from them: the judge's judgments (``judgments.*``, see
-:mod:`degrade.judge.store`), the report's default ``report/`` dir, the resolved group, and what resume
-kept aside (a torn journal line, an unreadable view or metadata). Records set aside take all of these
-with them: judgments left beside new outputs would rate answers that are no longer there.
+:mod:`degrade.judge.store`), the report's default ``report/`` dir, the resolved group, the clean answers
+the fidelity measure read, and what resume kept aside (a torn journal line, an unreadable view or
+metadata). Records set aside take all of these with them: judgments left beside new outputs would rate
+answers that are no longer there.
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from degrade.errors import DegradeError
 
 log = logging.getLogger(__name__)
 
-DERIVED = ("param_group.json", "judgments.*", "report", "records.jsonl.torn-*", "*.unreadable-*")
+DERIVED = (
+    "param_group.json",
+    "fidelity_reference.json",
+    "judgments.*",
+    "report",
+    "records.jsonl.torn-*",
+    "*.unreadable-*",
+)
 
 
 def previous_dir(out_dir: Path) -> Path:

@@ -99,12 +99,21 @@ class Record:
     lexical_density: Optional[float]
     n_sentences: Optional[int]
     mean_sentence_length: Optional[float]
+    # When asked for, else None: fidelity to the clean model (experiment.fidelity), lm-eval's scores (experiment.tasks).
+    kl_to_clean: Optional[float]
+    top1_agreement: Optional[float]
+    fidelity_tokens: Optional[int]
+    acc_norm: Optional[float]
+    task_metrics: Optional[str]  # every metric lm-eval computed for the document, a JSON object
     # Originals of records read from the study's files, where its meaning differs (None in ours).
     output_raw: Optional[str]  # the study's output: the echoed prompt and the answer
     tokens_out_raw: Optional[int]  # the study's token count: prompt and answer
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+ASKED = ("kl_to_clean", "top1_agreement", "fidelity_tokens", "acc_norm", "task_metrics")  # scores given when asked
 
 
 @dataclass(frozen=True)
@@ -158,7 +167,7 @@ def make_record(
         sample: the generated answer (``text``, ``tokens_in``, ``tokens_out``, ``duration``, ``finish_reason``).
         batch_size: prompts in the batch that produced it.
         memory: device memory in use after the batch, in percent.
-        scores: the text's scores (``degrade.scoring.answers.score_output``); the study's text measures
+        scores: the text's scores (``scoring.answers.score_output``) and those of :data:`ASKED`; the text measures
             (``scoring.textmeasures.measure``) and the answers ``correct`` was scored against are added here.
     """
     return Record(
@@ -207,7 +216,7 @@ def make_record(
         **textmeasures.measure(sample.text),
         output_raw=None,
         tokens_out_raw=None,
-        **scores,
+        **{**dict.fromkeys(ASKED), **scores},
     )
 
 

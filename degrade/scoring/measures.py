@@ -54,6 +54,8 @@ MEASURES: tuple[Measure, ...] = (
     # Fidelity to the clean model (experiment.fidelity): each answer's next-token distributions against the clean ones.
     Measure("kl_to_clean", "KL to clean", better="lower", needs="experiment.fidelity.enabled=true"),
     Measure("top1_agreement", "top-1 agreement", needs="experiment.fidelity.enabled=true"),
+    # lm-eval's length-normalised accuracy of a multiple-choice document (experiment=lm_eval); its acc is `correct`.
+    Measure("acc_norm", "accuracy (length-normalised)", needs="experiment=lm_eval with a multiple-choice task"),
     # The study's text measures (degrade.scoring.textmeasures), on the text with its loops cut.
     Measure("loop_truncated", "loop truncated", better="lower"),
     Measure("type_lemma_ratio", "type-lemma ratio", extra="nlp", needs=_NLP),
