@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 from pathlib import Path
 
@@ -22,8 +23,18 @@ from degrade.analysis.report import write_report  # noqa: E402
 from degrade.analysis.stats import analysis  # noqa: E402
 from degrade.errors import DegradeError  # noqa: E402
 from degrade.records.collect import parse_legacy_models, report_dir  # noqa: E402
+from degrade.records.jobdir import cannot_write  # noqa: E402
 
 log = logging.getLogger("degrade")
+
+
+def out_problem(out: Path, *, given: bool) -> str | None:
+    """Why the report cannot be written to ``out``, in one line; None when it can."""
+    how = "give another --out" if given else "pass --out DIR to write it elsewhere"
+    if out.exists() and not out.is_dir():
+        return f"--out {out}: a file, and the report is a dir of files; {how}"
+    reason = cannot_write(out)
+    return f"{out}: the report cannot be written there ({reason}); {how}" if reason else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -63,10 +74,21 @@ def main(argv: list[str] | None = None) -> int:
     # Our own progress at INFO; third-party chatter (matplotlib's font cache) only when it matters.
     logging.basicConfig(level=logging.WARNING, format="[%(levelname)s] %(message)s")
     log.setLevel(logging.INFO)
+    out = args.out or report_dir(args.paths)
+    problem = out_problem(out, given=args.out is not None)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
+    made = next((p for p in reversed([out.absolute(), *out.absolute().parents]) if not p.exists()), None)
     try:
-        inputs = args.paths[0] if len(args.paths) == 1 else args.paths
-        paths = write_report(inputs, args.out or report_dir(args.paths), stats=how, legacy_models=legacy_models)
-    except DegradeError as exc:
+        paths = write_report(
+            args.paths[0] if len(args.paths) == 1 else args.paths, out, stats=how, legacy_models=legacy_models
+        )
+    except BaseException as exc:
+        if made is not None:  # a report that fails leaves no part of itself behind
+            shutil.rmtree(made, ignore_errors=True)
+        if not isinstance(exc, DegradeError):
+            raise
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     print(paths["summary_md"].read_text(encoding="utf-8"))

@@ -1,8 +1,10 @@
 """Two runs of the same prompts side by side: which answers are identical, and where the others part.
 
 For comparing backends (``model.backend=transformers`` against ``vllm``) or dtypes on greedy decoding:
-records are paired by (level, repetition, prompt id, prompt hash); for each level, the share of
-identical answers and, for the others, the first token (of the answer, as the tokenizer splits it)
+records are paired by their key (experiment, model, method, group, level, repetition, prompt id and
+hash), so the jobs of two sweeps pair job with job; where one side holds several jobs of one key
+(a sweep over the decoding), by their settings hash too. For each method, group and level, the share
+of identical answers and, for the others, the first token (of the answer, as the tokenizer splits it)
 where they differ.
 """
 
@@ -13,9 +15,10 @@ from typing import Any
 import pandas as pd
 
 from degrade.errors import DegradeError
-from degrade.records.collect import Sources, collect
+from degrade.records.collect import SETTINGS, Sources, collect
+from degrade.records.contract import KEY_FIELDS
 
-PAIR = ["level_value", "repeat_index", "prompt_id", "prompt_hash"]
+PAIR = list(KEY_FIELDS)
 
 
 def first_difference(a: list[int], b: list[int]) -> int:
@@ -30,7 +33,8 @@ def compare(left: Sources, right: Sources, tokenizer: Any) -> pd.DataFrame:
         DegradeError: the two runs share no (level, repetition, prompt).
     """
     a, b = collect(left), collect(right)
-    pairs = a[PAIR + ["output"]].merge(b[PAIR + ["output"]], on=PAIR, suffixes=("_a", "_b"))
+    on = _pairing(a, b)
+    pairs = a[on + ["output"]].merge(b[on + ["output"]], on=on, suffixes=("_a", "_b"))
     if pairs.empty:
         raise DegradeError("the two runs share no (level, repetition, prompt): compare runs of the same prompts")
     pairs["identical"] = pairs.output_a == pairs.output_b
@@ -43,10 +47,12 @@ def compare(left: Sources, right: Sources, tokenizer: Any) -> pd.DataFrame:
         for same, x, y in zip(pairs.identical, pairs.output_a, pairs.output_b)
     ]
     rows = []
-    for level, group in pairs.groupby("level_value"):
+    for (method, param_group, level), group in pairs.groupby(["degradation_method", "param_group_name", "level_value"]):
         differ = group.first_diff.dropna().astype(int)
         rows.append(
             {
+                "method": method,
+                "param_group": param_group,
                 "level": level,
                 "pairs": len(group),
                 "identical": int(group.identical.sum()),
@@ -57,3 +63,20 @@ def compare(left: Sources, right: Sources, tokenizer: Any) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _pairing(a: pd.DataFrame, b: pd.DataFrame) -> list[str]:
+    """The columns that pair a record of ``a`` with one of ``b``: the record key, and the settings hash if need be.
+
+    Raises:
+        DegradeError: a side holds one key in several jobs whose settings the other side does not share.
+    """
+    if not (a.duplicated(PAIR).any() or b.duplicated(PAIR).any()):
+        return PAIR
+    on = [*PAIR, SETTINGS]
+    if set(a[SETTINGS].dropna()) & set(b[SETTINGS].dropna()) and not (a.duplicated(on).any() or b.duplicated(on).any()):
+        return on
+    raise DegradeError(
+        "a run holds the same prompts, levels and method in several jobs of other settings, which the other run "
+        "does not share: compare one job with one job, or two runs of the same settings"
+    )

@@ -12,10 +12,12 @@ Ctrl-C during start-up are each one line too.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import shutil
 import sys
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +28,16 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from degrade.cli import sweep_summary
+from degrade.cli import dirname, sweep_summary
+from degrade.cli.dirname import given_dir
 from degrade.cli.joblog import CREATED_DIR_ENV, remove_created_dirs
-from degrade.cli.sweep_summary import RUN_ID_ENV
+from degrade.cli.sweep_summary import RUN_ID_ENV, STATUS_DIR_ENV
 from degrade.config.compose import unknown_key
 from degrade.errors import ConfigError, DegradeError
 from degrade.records.jobdir import check_output_dir, try_write
 
 log = logging.getLogger(__name__)
+dirname.register()  # the sweep's job dir names (conf/hydra/default.yaml); also where a job process unpickles this
 
 CONSOLE_FORMAT = "[%(asctime)s][%(levelname)s] %(message)s"
 
@@ -43,23 +47,31 @@ class CommandCallback(Callback):
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals():
-            prepare_output_dir(Path(str(config.hydra.run.dir)), "hydra.run.dir")
+            prepare_output_dir(given_dir(config, "run.dir"), "hydra.run.dir")
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         with _refusals():
             check_launcher(config)
             check_swept_options(list(config.hydra.overrides.task))
-            prepare_output_dir(Path(str(config.hydra.sweep.dir)), "hydra.sweep.dir")
+            prepare_output_dir(given_dir(config, "sweep.dir"), "hydra.sweep.dir")
+            given_dir(config, "sweep.subdir")
         os.environ[RUN_ID_ENV] = sweep_summary.new_run_id()  # before any job process starts, so every job inherits it
+        self.multirun_yaml: tuple[bytes, int] | None = None
+        if OmegaConf.select(config, "dry_run", default=False) is True:  # the jobs report outside the sweep dir
+            os.environ[STATUS_DIR_ENV] = tempfile.mkdtemp(prefix="degrade-dry-run-")
+            kept = Path(str(config.hydra.sweep.dir)) / "multirun.yaml"  # Hydra writes it again: put back after
+            self.multirun_yaml = (kept.read_bytes(), kept.stat().st_mtime_ns) if kept.is_file() else None
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir, run = Path(str(config.hydra.sweep.dir)), os.environ.get(RUN_ID_ENV, "")
         statuses = sweep_summary.read_statuses(sweep_dir, run)
         lines, ok = sweep_summary.closing_lines(statuses)
-        if sweep_summary.is_dry_run(statuses):  # a dry run writes nothing: take back what this sweep wrote
+        dry = bool(os.environ.get(STATUS_DIR_ENV))
+        if dry or sweep_summary.is_dry_run(statuses):  # a dry run writes nothing: take back what this sweep wrote
             sweep_summary.forget(sweep_dir, statuses)
+            os.environ.pop(STATUS_DIR_ENV, None)
+            self.put_back(sweep_dir / "multirun.yaml")
             if os.environ.get(CREATED_DIR_ENV):
-                (sweep_dir / "multirun.yaml").unlink(missing_ok=True)
                 remove_created_dirs(sweep_dir)
         else:
             sweep_summary.write_summary(sweep_dir, run, statuses, lines)
@@ -68,6 +80,15 @@ class CommandCallback(Callback):
         (log.info if ok else log.error)("%s", lines[-1])
         if not ok:
             raise SystemExit(1)  # a Callback's exceptions are only warned about by Hydra; an exit goes through
+
+    def put_back(self, path: Path) -> None:
+        """``multirun.yaml`` as it was before this dry run (gone when there was none)."""
+        kept = getattr(self, "multirun_yaml", None)
+        if kept is None:
+            path.unlink(missing_ok=True)
+            return
+        path.write_bytes(kept[0])
+        os.utime(path, ns=(kept[1], kept[1]))
 
 
 @contextmanager
@@ -90,7 +111,10 @@ def prepare_output_dir(path: Path, key: str) -> Path | None:
     Raises:
         ConfigError: naming ``key``, the dir and the system's reason.
     """
-    check_output_dir(path)  # a file in the way or a read-only parent: the usual mistakes, said plainly
+    try:
+        check_output_dir(path)  # a file in the way or a read-only parent: the usual mistakes, said plainly
+    except OSError as exc:  # a name the file system refuses
+        raise ConfigError(key, os_error(exc)) from None
     path = path.absolute()
     missing = [p for p in (path, *path.parents) if not p.exists()]
     created = missing[-1] if missing else None
@@ -195,6 +219,22 @@ def one_line_errors() -> Iterator[None]:
         if user_wants_traces:
             raise
         _say(describe(exc), 2)
+    except OSError as exc:  # Hydra making a dir the file system refuses (a name over 255 bytes, a full disk)
+        if user_wants_traces:
+            raise
+        _say(os_error(exc), 2 if exc.errno == errno.ENAMETOOLONG else 1)
+
+
+def os_error(exc: OSError) -> str:
+    """One line for a file system's refusal, naming the path (its start, when it is long)."""
+    path = str(exc.filename or "")
+    shown = path if len(path) <= 160 else path[:157] + "…"
+    if exc.errno == errno.ENAMETOOLONG:
+        return (
+            f"{shown}: a name in this path is longer than the file system allows (255 bytes); shorten the "
+            "overrides that name it, or pass hydra.run.dir / hydra.sweep.dir"
+        )
+    return f"{shown}: {exc.strerror or exc}" if shown else str(exc)
 
 
 def _say(line: str, code: int) -> NoReturn:

@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 RUN_ID_ENV = "DEGRADE_SWEEP_RUN"  # set by the sweep's parent process, inherited by every job process
 STATUS_DIR = ".sweep"
+# Set by a dry run's parent process: its jobs report there, outside the sweep dir, which a dry run leaves as it was.
+STATUS_DIR_ENV = "DEGRADE_SWEEP_STATUS_DIR"
 SUMMARY = "sweep_status.json"
 FINISHED = ("done", "dry_run")  # a job that ended in any other status failed
 
@@ -110,15 +112,21 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
 
 
+def status_dir(sweep_dir: Path) -> Path:
+    """Where the jobs of this run report: ``.sweep/`` in the sweep dir, or a dry run's own dir outside it."""
+    elsewhere = os.environ.get(STATUS_DIR_ENV)
+    return Path(elsewhere) if elsewhere else sweep_dir / STATUS_DIR
+
+
 def crash_log(sweep_dir: Path, num: int) -> Path:
     """Where the log of job ``num`` goes when it crashes before it starts writing into its own dir."""
-    return sweep_dir / STATUS_DIR / f"{num}.log"
+    return status_dir(sweep_dir) / f"{num}.log"
 
 
 def write_status(sweep_dir: Path, status: JobStatus) -> None:
     """Record ``status`` as the job's current one (one file per job: no two processes share a file)."""
-    (sweep_dir / STATUS_DIR).mkdir(parents=True, exist_ok=True)
-    write_json(sweep_dir / STATUS_DIR / f"{status.num}.json", asdict(status))
+    status_dir(sweep_dir).mkdir(parents=True, exist_ok=True)
+    write_json(status_dir(sweep_dir) / f"{status.num}.json", asdict(status))
 
 
 def report(sweep_dir: Path, num: int, overrides: list[str], out_dir: Path, outcome: Outcome | None = None) -> None:
@@ -139,7 +147,7 @@ def report(sweep_dir: Path, num: int, overrides: list[str], out_dir: Path, outco
 def read_statuses(sweep_dir: Path, run: str) -> list[JobStatus]:
     """The statuses the jobs of run ``run`` reported, by job number (reports of earlier runs are left out)."""
     found = []
-    for path in (sweep_dir / STATUS_DIR).glob("*.json"):
+    for path in status_dir(sweep_dir).glob("*.json"):
         try:
             entry = JobStatus(**json.loads(path.read_text(encoding="utf-8")))
         except (OSError, ValueError, TypeError):  # a file from another version, or half a copy: not this run's
@@ -200,10 +208,11 @@ def write_summary(sweep_dir: Path, run: str, statuses: list[JobStatus], lines: l
 
 
 def forget(sweep_dir: Path, statuses: list[JobStatus]) -> None:
-    """Remove the status files of ``statuses`` (a dry run leaves no trace)."""
+    """Remove the status files of ``statuses`` (a dry run leaves no trace); a dry run's own status dir goes whole."""
+    where = status_dir(sweep_dir)
     for status in statuses:
-        (sweep_dir / STATUS_DIR / f"{status.num}.json").unlink(missing_ok=True)
+        (where / f"{status.num}.json").unlink(missing_ok=True)
     try:
-        (sweep_dir / STATUS_DIR).rmdir()
-    except OSError:  # other files are there (an earlier run's): keep them
+        where.rmdir()
+    except OSError:  # other files are there (an earlier run's, a crashed job's log): keep them
         pass

@@ -11,6 +11,7 @@ bad file stops the command before any model loads.
 from __future__ import annotations
 
 import dataclasses
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import List, Optional  # noqa: UP035 - typing.List keeps OmegaConf structured configs working
@@ -117,8 +118,7 @@ class ExperimentConfig:
         if self.answers_file:
             self.prompts = add_answers(list(self.prompts), self.answers_file)
         require(len(self.prompts) > 0, "experiment.prompts", "empty; give at least one {id, text}, or a prompts_file")
-        ids = [p.id for p in self.prompts]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        dupes = sorted(i for i, n in Counter(p.id for p in self.prompts).items() if n > 1)
         require(not dupes, "experiment.prompts", f"duplicate ids {dupes}; every id must be unique")
         require(self.n_rep >= 1, "experiment.n_rep", f"{self.n_rep}; must be an integer ≥ 1")
         require(

@@ -10,11 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Dict, List, Optional
 
 from omegaconf import MISSING
 
+from degrade.config.checks import (
+    check_finite,
+    check_image,
+    check_options_finite,
+    check_patterns,
+    check_seeds,
+    check_view_name,
+    view_name,
+)
 from degrade.config.experiment import (  # noqa: F401 - the experiment group's schemas, re-exported
     REFERENCE_TEXT,
     ExperimentConfig,
@@ -84,6 +92,8 @@ class LevelRange:
         # every level is a cell: a range of millions would fill the memory before its first cell ran
         ok = self.steps is None or self.steps <= MAX_LEVELS
         require(ok, "degradation.range.steps", f"{self.steps}; at most {MAX_LEVELS} levels in one job")
+        check_finite("degradation.range.min", self.min)
+        check_finite("degradation.range.max", self.max)
 
     @property
     def given(self) -> bool:
@@ -126,6 +136,7 @@ class DegradationConfig:
             f"{', '.join(f'{v:g}' for v in twice)} given more than once "
             f"([{', '.join(f'{v:g}' for v in self.levels)}]); give each level once",
         )
+        check_options_finite("degradation.options", self.options)
         self.options = check_options(self.method, self.options)
 
 
@@ -154,6 +165,7 @@ class ParamGroupConfig:
         if self.layers is not None:
             ok = len(self.layers) == 2 and 0 <= self.layers[0] < self.layers[1]
             require(ok, "param_group.layers", f"{self.layers}; give [start, stop) with 0 ≤ start < stop")
+        check_patterns("param_group.exclude", self.exclude)
 
 
 @dataclass
@@ -168,6 +180,8 @@ class GenerationConfig:
     max_batch_size: int = 40
 
     def __post_init__(self) -> None:
+        for key in ("temperature", "top_p", "repetition_penalty"):  # inf passes the range checks below
+            check_finite(f"generation.{key}", getattr(self, key))
         require(self.max_new_tokens >= 1, "generation.max_new_tokens", f"{self.max_new_tokens}; must be ≥ 1")
         require(self.max_batch_size >= 1, "generation.max_batch_size", f"{self.max_batch_size}; must be ≥ 1")
         require(
@@ -232,6 +246,10 @@ class RunConfig:
             "name_suffix",
             f"{self.name_suffix!r}; must be non-empty, without '/'",
         )
+        check_view_name(self.degradation.method, self.model.name, self.name_suffix)
+        check_seeds(
+            "experiment.seed" if self.experiment.seed is not None else "seed", self.seed_base, self.experiment.n_rep
+        )
         if self.model.backend == "vllm" and method(self.degradation.method).forward_hooks:
             raise ConfigError(
                 f"degradation={self.degradation.method}",
@@ -252,7 +270,12 @@ class RunConfig:
                 "experiment.image.path",
                 "missing; this experiment shows an image with every prompt: pass experiment.image.path=<png>",
             )
-            require(Path(image.path).expanduser().is_file(), "experiment.image.path", f"{image.path}: no such file")
+            check_image("experiment.image.path", image.path)
+
+    @property
+    def view_name(self) -> str:
+        """The JSON view's file name, the original study's: ``outputs_{method}_{model}_{name_suffix}.json``."""
+        return view_name(self.degradation.method, self.model.name, self.name_suffix)
 
     @property
     def seed_base(self) -> int:

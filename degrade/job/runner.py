@@ -21,12 +21,12 @@ from degrade.errors import one_line
 from degrade.job import dryrun, interrupt, provenance, resume
 from degrade.job.cells import Cell, CellRunner, cells
 from degrade.job.failures import CellFailures
-from degrade.job.plan import log_plan
+from degrade.job.plan import check_context, job_facts, job_fields, log_plan
 from degrade.job.prepare import Prepared, Prompt, prepare, shown
 from degrade.job.rescore import rescore
 from degrade.job.settings import record_settings, settings_hash
 from degrade.records import jobdir
-from degrade.records.contract import JobFacts
+from degrade.records.aside import keep_copies
 from degrade.records.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
@@ -42,13 +42,9 @@ class JobSummary:
     plan: dict | None = None
 
 
-def safe_name(text: str) -> str:
-    return text.replace("/", "-").replace("|", "-")
-
-
 def json_name(cfg: RunConfig) -> str:
     """The original study's file name: ``outputs_{method}_{model}_{name_suffix}.json``."""
-    return f"outputs_{cfg.degradation.method}_{safe_name(cfg.model.name)}_{safe_name(cfg.name_suffix)}.json"
+    return cfg.view_name
 
 
 def _now() -> str:
@@ -82,6 +78,7 @@ class Job:
         if self.cfg.dry_run:
             return self.dry_run()
         with jobdir.locked(self.out_dir):  # one writer per job dir: a second copy of the command stops at once
+            self.seed = jobdir.refuse_foreign(self.out_dir, self.store.json_path, job_fields(self.cfg))
             earlier = resume.read_earlier(self.out_dir, fresh=self.cfg.force_run)
             self.read(repair=False)
             rescoring = resume.check(earlier, self.settings, self.meta["settings_hash"], self.store.records)
@@ -90,6 +87,7 @@ class Job:
             self.log_plan(work)
             prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
             if prepared is not None:
+                check_context(self.cfg, prepared)
                 resume.refuse_other_weights(earlier, prepared.loaded.fingerprint, prepared.snapshot)
             interrupt.check()  # a stop asked for while the model loaded: nothing is written yet
             self.start(earlier, rescoring)
@@ -97,10 +95,12 @@ class Job:
 
     def dry_run(self) -> JobSummary:
         """The plan, a time and memory estimate; nothing written."""
+        jobdir.refuse_foreign(self.out_dir, self.store.json_path, job_fields(self.cfg))
         self.read(repair=False)
         work = self.work()
         self.log_plan(work)
         prepared = prepare(self.cfg, self.shown.prompts)
+        check_context(self.cfg, prepared)
         try:
             plan = dryrun.estimate(
                 prepared.loaded,
@@ -135,6 +135,8 @@ class Job:
         if self.on_start is not None:
             self.on_start()
         jobdir.claim(self.out_dir)
+        if self.seed is not None:  # a file no job wrote seeds the journal and will be rewritten: a copy first
+            keep_copies(self.out_dir, [self.seed.name], f"{self.seed.name} seeds the journal")
         if self.cfg.force_run:
             self.store.set_aside()
         earlier.keep_unreadable_aside()
@@ -177,7 +179,8 @@ class Job:
             param_group=prepared.group.summary(),
         )
         write_json(self.out_dir / "param_group.json", prepared.group.summary())
-        runner = CellRunner(self.cfg, prepared, self.shown, self.store, self.facts(prepared), self.missing(work))
+        facts = job_facts(self.cfg, prepared, self.meta["settings_hash"], self.shown.image_filename)
+        runner = CellRunner(self.cfg, prepared, self.shown, self.store, facts, self.missing(work))
         failures = CellFailures(self.cfg.degradation.method)
         try:
             for number, (cell, prompts) in enumerate(work.items(), start=1):
@@ -215,12 +218,8 @@ class Job:
 
     def key(self, cell: Cell, prompt: Prompt) -> dict[str, Any]:
         """The key fields of the record of ``prompt`` in ``cell`` (see :data:`degrade.records.contract.KEY_FIELDS`)."""
-        c = self.cfg
         return {
-            "experiment": c.experiment.name,
-            "model_name": c.model.name,
-            "degradation_method": c.degradation.method,
-            "param_group_name": c.param_group.name,
+            **job_fields(self.cfg),
             "level_value": cell.level,
             "repeat_index": cell.repeat,
             "prompt_id": prompt.id,
@@ -230,26 +229,6 @@ class Job:
     @staticmethod
     def missing(work: dict[Cell, list[Prompt]]) -> int:
         return sum(len(v) for v in work.values())
-
-    def facts(self, prepared: Prepared) -> JobFacts:
-        c, loaded = self.cfg, prepared.loaded
-        return JobFacts(
-            experiment=c.experiment.name,
-            model_name=c.model.name,
-            method=c.degradation.method,
-            param_group_name=c.param_group.name,
-            config_name=f"{c.experiment.name}/{c.degradation.name}/{c.param_group.name}",
-            name_suffix=c.name_suffix,
-            seed_base=c.seed_base,
-            load_4bit=c.model.load_4bit,
-            device=str(prepared.device),
-            dtype=str(loaded.dtype).removeprefix("torch."),
-            backend=loaded.backend,
-            restore_strategy=c.restore_strategy,
-            gen=prepared.params,
-            settings_hash=self.meta["settings_hash"],
-            image_filename=self.shown.image_filename,
-        )
 
     def summary(self, work: dict[Cell, list[Prompt]], plan: dict | None = None) -> JobSummary:
         expected, missing = len(self.cells) * len(self.shown.prompts), self.missing(work)

@@ -9,11 +9,13 @@ study's own ``prompt_id``), always as text. Every problem is one :class:`ConfigE
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from degrade.errors import ConfigError
+from degrade.prompts.pymodule import MAX_ITEMS
 from degrade.prompts.readers import READERS
 
 KEY = "experiment.prompts_file"
@@ -60,12 +62,24 @@ def _prompt(item: Any, position: int, where: str) -> FilePrompt:
         raise ConfigError(KEY, f"{where}, item {position}: unknown keys {unknown}; {allowed}")
     ident = item.get("id")
     category = item.get("category")
-    return FilePrompt(
+    prompt = FilePrompt(
         id=str(ident) if ident is not None else str(position),
         text=item["text"],
         category=str(category) if category is not None else None,
         answers=answer_list(item.get("answers"), f"{where}, item {position}"),
     )
+    for value in (prompt.id, prompt.text, prompt.category, *(prompt.answers or [])):
+        writable(value, f"{where}, item {position}")
+    return prompt
+
+
+def writable(value: str | None, where: str, key: str = KEY) -> None:
+    """Refuse text UTF-8 cannot write (a lone surrogate, from an escape such as ``\\ud800``): no record holds it."""
+    try:
+        (value or "").encode("utf-8")
+    except UnicodeEncodeError as exc:
+        bad = value[exc.start] if value else ""
+        raise ConfigError(key, f"{where}: holds {bad!r}, half of a surrogate pair, which is not text") from None
 
 
 def load_prompt_set(path: str, name: str | None = None) -> list[FilePrompt]:
@@ -80,7 +94,12 @@ def load_prompt_set(path: str, name: str | None = None) -> list[FilePrompt]:
             found are listed), non-literal content in a Python file, an empty set, duplicate ids.
     """
     found = existing(path, KEY)
-    sets = READERS[found.suffix.lower()](found)
+    try:
+        sets = READERS[found.suffix.lower()](found)
+    except RecursionError:
+        raise ConfigError(KEY, f"{path}: nested too deeply to be read as a prompt set") from None
+    if not sets:
+        raise ConfigError(KEY, f"{path}: holds no prompt set (a list of prompts, or lists of them by name)")
     names = ", ".join(str(n) for n in sets)
     if name is not None and name not in sets:
         raise ConfigError("experiment.prompts_name", f"{name!r} is not a set of {path}; the sets there: {names}")
@@ -88,11 +107,12 @@ def load_prompt_set(path: str, name: str | None = None) -> list[FilePrompt]:
         raise ConfigError("experiment.prompts_name", f"missing; {path} holds several sets: {names}")
     chosen = name if name is not None else next(iter(sets))
     where = f"{path}" + (f" [{chosen}]" if chosen is not None else "")
+    if len(sets[chosen]) > MAX_ITEMS:
+        raise ConfigError(KEY, f"{where}: more than {MAX_ITEMS:,} prompts")
     prompts = [_prompt(item, position, where) for position, item in enumerate(sets[chosen], start=1)]
     if not prompts:
         raise ConfigError(KEY, f"{where}: the set is empty")
-    ids = [p.id for p in prompts]
-    dupes = sorted({i for i in ids if ids.count(i) > 1})
+    dupes = sorted(i for i, n in Counter(p.id for p in prompts).items() if n > 1)
     if dupes:
         raise ConfigError(KEY, f"{where}: duplicate ids {dupes}; every id must be unique")
     return prompts

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import io
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 from degrade.errors import ConfigError
-from degrade.prompts import answer_list, existing
+from degrade.prompts import answer_list, existing, writable
+from degrade.prompts.readers import read_text
 
 KEY = "experiment.answers_file"
 FORMATS = (".yaml", ".yml", ".json", ".csv")
@@ -29,19 +31,24 @@ def read_answers(path: str) -> dict[str, list[str]]:
     """
     found = existing(path, KEY, FORMATS)
     if found.suffix.lower() == ".csv":
-        with open(found, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            rows = list(reader)
+        reader = csv.DictReader(io.StringIO(read_text(found, KEY), newline=""))
+        rows = list(reader)
         if not {"id", "answers"} <= set(reader.fieldnames or ()):
             raise ConfigError(KEY, f"{path}: a CSV answers file needs the columns id and answers (answers split by |)")
         return {r["id"]: [a.strip() for a in (r["answers"] or "").split("|") if a.strip()] for r in rows}
     data = _mapping(found)
-    return {str(k): answer_list(v, f"{path}, id {k}", KEY) or [] for k, v in data.items()}
+    answers = {str(k): answer_list(v, f"{path}, id {k}", KEY) or [] for k, v in data.items()}
+    for ident, accepted in answers.items():
+        for value in (ident, *accepted):
+            writable(value, f"{path}, id {ident}", KEY)
+    return answers
 
 
 def _mapping(path: Path) -> dict[Any, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))  # JSON is YAML too
+        data = yaml.safe_load(read_text(path, KEY))  # JSON is YAML too
+    except RecursionError:
+        raise ConfigError(KEY, f"{path}: nested too deeply to be read") from None
     except yaml.YAMLError as exc:
         raise ConfigError(KEY, f"{path}: unreadable ({str(exc).splitlines()[0]})") from None
     if not isinstance(data, dict) or not data:

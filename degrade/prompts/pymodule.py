@@ -21,6 +21,7 @@ KEY = "experiment.prompts_file"
 Item = tuple[str, "str | None"]  # (text, category)
 
 _IGNORED = (ast.Import, ast.ImportFrom, ast.Pass)
+MAX_ITEMS = 100_000  # prompts in one list: more than any prompt set, far less than fills the memory
 
 
 def category_of(name: str) -> str:
@@ -29,16 +30,21 @@ def category_of(name: str) -> str:
     return re.sub(r"(?:^prompts_|_prompts$)", "", stem) or name
 
 
-def read_module(path: Path) -> dict[str, list[Item]]:
+def read_module(path: Path, source: str) -> dict[str, list[Item]]:
     """Every list the module defines, by name, each item with its category.
+
+    Args:
+        path: the module's file (named in errors).
+        source: its text.
 
     Raises:
         ConfigError: the file does not parse, or holds something other than docstrings, imports,
-            lists of string literals and ``+`` of lists defined above it.
+            lists of string literals and ``+`` of lists defined above it, or a list of more than
+            :data:`MAX_ITEMS` items.
     """
     try:
-        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    except (SyntaxError, UnicodeDecodeError) as exc:
+        tree = ast.parse(source, filename=str(path))
+    except (SyntaxError, ValueError) as exc:
         raise ConfigError(KEY, f"{path}: not a Python file that parses ({exc})") from None
     lists: dict[str, list[Item]] = {}
     for node in tree.body:
@@ -67,6 +73,8 @@ def _items(path: Path, value: ast.expr, lists: dict[str, list[Item]], target: st
     """The items of one list expression: a literal list, a known name, or ``+`` of those."""
     if isinstance(value, ast.BinOp) and isinstance(value.op, ast.Add):
         left, right = (_part(path, side, lists, target) for side in (value.left, value.right))
+        if len(left) + len(right) > MAX_ITEMS:  # a list doubled again and again would fill the memory
+            _refuse(path, value, f"{target} would hold more than {MAX_ITEMS:,} prompts")
         return left + right
     if isinstance(value, (ast.List, ast.Tuple)):
         return [(_string(path, element, target), None) for element in value.elts]

@@ -8,6 +8,7 @@ suffix; a new one is one reader added to :data:`READERS`.
 from __future__ import annotations
 
 import csv
+import io
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -20,6 +21,22 @@ from degrade.prompts.pymodule import read_module
 
 KEY = "experiment.prompts_file"
 Sets = dict["str | None", list[Any]]
+_BOMS = {b"\xff\xfe": "UTF-16", b"\xfe\xff": "UTF-16", b"\x00\x00\xfe\xff": "UTF-32"}
+
+
+def read_text(path: Path, key: str = KEY) -> str:
+    """The file's text: UTF-8, with or without a byte-order mark (a spreadsheet's CSV has one).
+
+    Raises:
+        ConfigError: the file is not UTF-8 (UTF-16, Latin-1, …), naming the first byte that is not.
+    """
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        found = next((name for bom, name in _BOMS.items() if data.startswith(bom)), None)
+        what = f"it is {found}" if found else f"byte {exc.start} is 0x{data[exc.start]:02x}"
+        raise ConfigError(key, f"{path}: not UTF-8 text ({what}); save it as UTF-8") from None
 
 
 def _structured(data: Any, path: Path) -> Sets:
@@ -33,21 +50,21 @@ def _structured(data: Any, path: Path) -> Sets:
 
 def read_yaml(path: Path) -> Sets:
     try:
-        return _structured(yaml.safe_load(path.read_text(encoding="utf-8")), path)
+        return _structured(yaml.safe_load(read_text(path)), path)
     except yaml.YAMLError as exc:
         raise ConfigError(KEY, f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
 
 
 def read_json(path: Path) -> Sets:
     try:
-        return _structured(json.loads(path.read_text(encoding="utf-8")), path)
+        return _structured(json.loads(read_text(path)), path)
     except ValueError as exc:
         raise ConfigError(KEY, f"{path}: not valid JSON ({exc})") from None
 
 
 def read_jsonl(path: Path) -> Sets:
     items = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
         try:
@@ -58,9 +75,8 @@ def read_jsonl(path: Path) -> Sets:
 
 
 def read_csv(path: Path) -> Sets:
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
-        columns = rows[0].keys() if rows else []
+    rows = list(csv.DictReader(io.StringIO(read_text(path), newline="")))
+    columns = rows[0].keys() if rows else []
     if "text" not in columns:
         raise ConfigError(KEY, f"{path}: a CSV file needs a 'text' column (optional: id, category, answers)")
     items = []
@@ -73,7 +89,8 @@ def read_csv(path: Path) -> Sets:
 
 
 def read_python(path: Path) -> Sets:
-    return {name: [{"text": t, "category": c} for t, c in items] for name, items in read_module(path).items()}
+    lists = read_module(path, read_text(path))
+    return {name: [{"text": t, "category": c} for t, c in items] for name, items in lists.items()}
 
 
 READERS: dict[str, Callable[[Path], Sets]] = {

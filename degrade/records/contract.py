@@ -271,15 +271,16 @@ def upgrade(record: dict[str, Any]) -> dict[str, Any] | None:
     not known, so such prompts run again once). The original study's records are mapped to this
     contract first (:func:`degrade.records.legacy.from_study`), their values cast to the schema's types.
     """
-    out = legacy.from_study(record) if legacy.is_study_record(record) else dict(record)
-    if out.get("output_raw") is not None:  # read from the study's file: its values as the schema types them
+    study = legacy.is_study_record(record)
+    out = legacy.from_study(record) if study else dict(record)
+    if study or out.get("output_raw") is not None:  # read from the study's file: its values as the schema types them
         out = legacy.coerce(out, FIELD_TYPES)
     for key, old in _LEGACY_NAMES.items():
         if out.get(key) is None:
             out[key] = out.get(old)
     if out.get("prompt_hash") is None and isinstance(out.get("prompt_text"), str):
         out["prompt_hash"] = prompt_hash(out["prompt_text"])
-    if any(out.get(k) is None for k in KEY_FIELDS):
+    if any(out.get(k) is None for k in KEY_FIELDS) or not legacy.key_types(out):
         return None
     out["prompt_id"] = str(out["prompt_id"])
     return out

@@ -23,6 +23,7 @@ from degrade.records import jobdir, journal
 from degrade.records.aside import move_aside, unreadable_aside
 from degrade.records.contract import record_key, to_table, upgrade
 from degrade.records.journal import write_atomic
+from degrade.records.jsontext import dumps, finite
 
 log = logging.getLogger(__name__)
 
@@ -125,9 +126,10 @@ class RecordStore:
         They are remembered first: an interruption during the write still leaves them in the
         views rebuilt at exit, and the next load adds any the journal missed.
         """
+        records = [finite(r) for r in records]  # a measure that came out inf or nan is null: JSON has neither
         for record in records:
             self._remember(record)
-        self._append_bytes(b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
+        self._append_bytes(b"".join(dumps(r, ensure_ascii=False).encode() + b"\n" for r in records))
 
     def _append_bytes(self, payload: bytes) -> None:
         journal.append(self.journal, payload, fault="append")  # "append": where the crash tests tear a write
@@ -139,7 +141,7 @@ class RecordStore:
 
     def rewrite(self, records: list[dict[str, Any]]) -> None:
         """Replace the journal with ``records`` (the same keys, rescored), atomically."""
-        payload = b"".join(json.dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
+        payload = b"".join(dumps(r, ensure_ascii=False).encode() + b"\n" for r in records)
         write_atomic(self.journal, lambda p: p.write_bytes(payload))
         self.reset()
         for record in records:
@@ -150,7 +152,7 @@ class RecordStore:
         if "json" in self.formats:
             write_atomic(
                 self.json_path,
-                lambda p: p.write_text(json.dumps(self.records, ensure_ascii=False, indent=1), encoding="utf-8"),
+                lambda p: p.write_text(dumps(self.records, ensure_ascii=False, indent=1), encoding="utf-8"),
                 crash_point="views",
             )
         if "parquet" in self.formats:
@@ -187,7 +189,7 @@ def read_journal(path: Path) -> Journal:
 
 def write_json(path: Path, payload: Any) -> None:
     """``payload`` as indented UTF-8 JSON, atomically (see :func:`write_atomic`)."""
-    text = json.dumps(payload, indent=2, ensure_ascii=False, default=str)
+    text = dumps(payload, indent=2, ensure_ascii=False, default=str)
     write_atomic(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
 
 

@@ -188,3 +188,48 @@ def test_bad_prompts_file_on_the_command_line_is_one_line_and_writes_nothing(tmp
     assert len(errors) == 1 and "Traceback" not in result.stdout + result.stderr
     assert "experiment.prompts_name: missing;" in errors[0] and "dream_prompts_it, math_prompts_it" in errors[0]
     assert not out.exists()
+
+
+DOUBLING = "a = ['x']\n" + "".join(f"{chr(98 + i)} = {chr(97 + i)} + {chr(97 + i)}\n" for i in range(20))
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fragment"),
+    [
+        ("empty.py", b"", "holds no prompt set"),
+        ("latin1.yaml", "- Café au lait?\n".encode("latin-1"), "not UTF-8 text (byte 5 is 0xe9); save it as UTF-8"),
+        ("utf16.json", '["Hello?"]'.encode("utf-16"), "not UTF-8 text (it is UTF-16); save it as UTF-8"),
+        ("surrogate.json", b'["Half a pair: \\ud800"]', "item 1: holds '\\ud800', half of a surrogate pair"),
+        ("surrogate.py", b'prompts = ["Half a pair: \\ud800"]\n', "item 1: holds '\\ud800', half of a surrogate pair"),
+        ("deep.json", b"[" * 100_000 + b"]" * 100_000, "nested too deeply to be read as a prompt set"),
+        ("deep.yaml", b"- " * 3_000 + b"x\n", "nested too deeply to be read as a prompt set"),
+        ("deep.py", ("a = ['x']\nb = " + " + ".join(["a"] * 3_000) + "\n").encode(), "nested too deeply"),
+        ("doubling.py", DOUBLING.encode(), "would hold more than 100,000 prompts; the file is read, never run"),
+    ],
+    ids=[
+        "empty-py",
+        "latin-1",
+        "utf-16",
+        "lone-surrogate-json",
+        "lone-surrogate-py",
+        "deep-json",
+        "deep-yaml",
+        "deep-py",
+        "doubling-py",
+    ],
+)
+def test_prompt_files_that_are_not_readable_text_are_one_line(tmp_path: Path, name: str, data: bytes, fragment: str):
+    """Encodings, nesting and sizes that raised UnicodeDecodeError, RecursionError or MemoryError are one line."""
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(ConfigError) as caught:
+        compose_cfg(f"experiment.prompts_file={path}")
+    message = str(caught.value)
+    assert message.startswith("experiment.prompts_file: ") and fragment in message and "\n" not in message
+
+
+def test_a_csv_with_a_byte_order_mark_keeps_its_id_column(tmp_path: Path) -> None:
+    """Spreadsheets write CSV with a BOM; the first column's name must not become '\\ufeffid'."""
+    path = tmp_path / "set.csv"
+    path.write_bytes("id,text\nq1,First?\nq2,Second?\n".encode("utf-8-sig"))
+    assert [p.id for p in load_prompt_set(str(path))] == ["q1", "q2"]
