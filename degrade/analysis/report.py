@@ -22,6 +22,7 @@ import pyarrow as pa  # noqa: E402
 import pyarrow.parquet as pq  # noqa: E402
 
 from degrade.analysis.browse import missing_baselines, write_page  # noqa: E402
+from degrade.analysis.damage_axis import write_damage_axis  # noqa: E402
 from degrade.analysis.layermap import write_layer_maps  # noqa: E402
 from degrade.analysis.plots import axis_label, clean_apart, scale_axis  # noqa: E402
 from degrade.analysis.settings import LINE, settings_key, settings_label, split_settings, with_settings  # noqa: E402
@@ -46,7 +47,8 @@ def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.D
 
     Columns: n (records), n_rep (distinct repetitions), tokens_out, accuracy (mean of the
     non-null ``correct``; NaN when none), ``accuracy_<category>`` per prompt category with
-    scored items, mattr, repetition_rate, and info_units / perplexity when any record has them.
+    scored items, mattr, repetition_rate, and info_units / perplexity / weight_rel_error (the mean of the
+    level's cells) when any record has them.
     Records of one (experiment, model, method, group) whose settings differ are not pooled:
     a ``settings`` column names what differs, and one log line says so.
 
@@ -72,7 +74,7 @@ def summarize(df: pd.DataFrame, settings: dict[str, dict] | None = None) -> pd.D
     for category in categories:
         by_cell = scored[scored["prompt_category"] == category].groupby(GROUP, dropna=False)["correct"].mean()
         out[f"accuracy_{category}"] = by_cell
-    for column in ("info_units", "perplexity", *ASKED):
+    for column in ("info_units", "perplexity", *ASKED, "weight_rel_error"):
         if column in df and df[column].notna().any():
             out[column] = grouped[column].mean()
     out = out.reset_index()
@@ -238,7 +240,8 @@ def write_report(
     found = read_answers(sources(root))  # breaking points where a bisect sweep ran
     paths.update(write_stats(records, out_dir, split_settings(records, settings)[0], found=found, how=how))
     layer_maps = write_layer_maps(records, out_dir, settings)  # where the jobs damaged one layer range each
-    paths["plots"] = plot(records, out_dir, settings) + paths["stats_plots"] + layer_maps  # every PNG written
+    on_one_axis = write_damage_axis(records, out_dir, settings)  # every method against the weights' relative error
+    paths["plots"] = plot(records, out_dir, settings) + on_one_axis + paths["stats_plots"] + layer_maps  # every PNG
     split_line = split_settings(records, settings)[1]
     paths["page"] = write_page(
         records,

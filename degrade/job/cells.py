@@ -17,6 +17,7 @@ from degrade.job.fidelity import FidelityPass
 from degrade.job.lmeval import TaskRunner
 from degrade.job.prepare import Prepared, Prompt, Shown
 from degrade.methods import damage
+from degrade.model import weight_error
 from degrade.model.restore import fingerprint
 from degrade.records.contract import CellFacts, JobFacts, make_record
 from degrade.records.store import RecordStore
@@ -92,7 +93,8 @@ class CellRunner:
                 options=deg.options,
             )
             weights = fingerprint(self.prepared.snapshot.tensors)
-            facts = CellFacts(cell.level_index, cell.level, cell.repeat, weights, self._perplexity(cell))
+            moved = weight_error.measure(model, self.prepared.group, self.prepared.snapshot)  # against the clean copy
+            facts = CellFacts(cell.level_index, cell.level, cell.repeat, weights, self._perplexity(cell), moved)
         if self.fidelity is not None:
             with self.timed("fidelity"):
                 self.measured = self.fidelity.measure(prompts)

@@ -9,6 +9,7 @@ and the docs need no per-method code. Level 0 is the clean model for every metho
 - :mod:`~degrade.methods.bit_flip`: ``bit_flip``;
 - :mod:`~degrade.methods.prune`: ``prune_magnitude``;
 - :mod:`~degrade.methods.structured`: ``neuron_ablation``;
+- :mod:`~degrade.methods.rtn`: ``rtn``; :mod:`~degrade.methods.minifloat`: ``minifloat``;
 - :mod:`~degrade.methods.activation`: ``activation_noise``.
 """
 
@@ -18,6 +19,7 @@ from degrade.methods.activation import activation_noise
 from degrade.methods.bit_flip import bit_flip
 from degrade.methods.elementwise import ablation, add_gauss, mult_gauss, none, uni_quant
 from degrade.methods.levels import resolve_levels
+from degrade.methods.minifloat import minifloat
 from degrade.methods.prune import prune_magnitude
 from degrade.methods.registry import (
     METHODS,
@@ -31,6 +33,7 @@ from degrade.methods.registry import (
     register_group,
     seeding_for,
 )
+from degrade.methods.rtn import rtn
 from degrade.methods.structured import neuron_ablation
 
 __all__ = [
@@ -45,6 +48,7 @@ __all__ = [
     "check_options",
     "level_axis",
     "method",
+    "minifloat",
     "mult_gauss",
     "neuron_ablation",
     "none",
@@ -52,6 +56,7 @@ __all__ = [
     "register",
     "register_group",
     "resolve_levels",
+    "rtn",
     "seeding_for",
     "uni_quant",
 ]

@@ -116,6 +116,7 @@ def register_group(
     *,
     domain: str,
     accepts: Callable[[float], bool],
+    integer_levels: bool = False,
     axis: LevelAxis = LevelAxis(),
     options: Mapping[str, Option] | None = None,
     check: CheckFn | None = None,
@@ -125,13 +126,13 @@ def register_group(
 
     ``apply(model, group, level, *, seeding, options)`` damages the group's parameters (or the
     outputs of its modules) in place; at level 0 it leaves the model clean. Arguments as in
-    :func:`register`, plus the method's ``options``, a ``check`` of what it cannot act on, and
-    whether it acts through ``forward_hooks``.
+    :func:`register` (``integer_levels`` included), plus the method's ``options``, a ``check`` of what
+    it cannot act on, and whether it acts through ``forward_hooks``.
     """
 
     def wrap(apply: GroupFn) -> GroupFn:
         opts = options or {}
-        METHODS[name] = Method(None, domain, accepts, False, axis, apply, check, opts, forward_hooks)
+        METHODS[name] = Method(None, domain, accepts, integer_levels, axis, apply, check, opts, forward_hooks)
         return apply
 
     return wrap

@@ -106,6 +106,16 @@ def dequantize(param: nn.Parameter) -> torch.Tensor:
     return bnbf.dequantize_4bit(param.data, param.quant_state).to(torch.float32)
 
 
+def dequantize_captured(saved: tuple[torch.Tensor, Any], device: torch.device | str) -> torch.Tensor:
+    """The float32 values a :func:`capture` copy stands for, on ``device`` (the copy itself left as it was)."""
+    import bitsandbytes.functional as bnbf
+
+    data, state = saved
+    state = copy.deepcopy(state)
+    state.to(device)
+    return bnbf.dequantize_4bit(data.to(device), state).to(torch.float32)
+
+
 @torch.no_grad()
 def requantize_(param: nn.Parameter, values: torch.Tensor) -> None:
     """Quantize ``values`` with the parameter's own block size and type, in place."""

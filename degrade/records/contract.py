@@ -14,7 +14,9 @@ from typing import Any, Optional
 
 import pyarrow as pa
 
+from degrade.model.weight_error import WeightDamage
 from degrade.records import legacy
+from degrade.records.arrow import arrow_schema
 from degrade.scoring import textmeasures
 
 
@@ -83,6 +85,11 @@ class Record:
     vram_usage_percent: Optional[float]
     perplexity: Optional[float]
     weights_fingerprint: str
+    # How far the cell's damage moved the group's weights (degrade.model.weight_error); null in older records.
+    weight_rel_error: Optional[float]  # null when a damaged weight is not finite
+    weight_snr_db: Optional[float]  # null at 0 error (infinite) and where weight_rel_error is null
+    weights_changed_share: Optional[float]
+    bits_flipped: Optional[int]  # null for 4-bit weights
     # Scores.
     n_words: int
     ttr: float
@@ -146,6 +153,7 @@ class CellFacts:
     repeat: int
     weights_fingerprint: str
     perplexity: Optional[float]
+    damage: WeightDamage = WeightDamage(None, None, None, None)  # what it did to the weights (none: not measured)
 
 
 def make_record(
@@ -212,6 +220,7 @@ def make_record(
         vram_usage_percent=memory,
         perplexity=cell.perplexity,
         weights_fingerprint=cell.weights_fingerprint,
+        **cell.damage.to_dict(),
         answers=list(prompt.answers) if scores.get("correct") is not None else None,
         **textmeasures.measure(sample.text),
         output_raw=None,
@@ -226,25 +235,7 @@ def prompt_hash(text: str, image_digest: str | None = None) -> str:
     return hashlib.sha256(shown.encode()).hexdigest()[:12]
 
 
-def _arrow_struct(cls: type) -> pa.StructType:
-    return pa.struct([(f.name, _arrow_type(f.type)) for f in fields(cls)])
-
-
-_ARROW: dict[str, Any] = {
-    "str": pa.string(),
-    "float": pa.float64(),
-    "int": pa.int64(),
-    "bool": pa.bool_(),
-    "list": pa.list_(pa.string()),
-}
-
-
-def _arrow_type(annotation: str) -> pa.DataType:
-    name = annotation.removeprefix("Optional[").removesuffix("]")
-    return _ARROW[name] if name in _ARROW else _arrow_struct(globals()[name])
-
-
-SCHEMA = pa.schema([pa.field(f.name, _arrow_type(f.type), nullable=True) for f in fields(Record)])
+SCHEMA = arrow_schema(Record, {"GenParams": GenParams})
 FIELDS = tuple(f.name for f in fields(Record))
 
 # A record names its job (experiment, model, method, group), its cell (level, repetition) and its prompt: the id,

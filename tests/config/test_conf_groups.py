@@ -166,8 +166,8 @@ def test_uni_quant_geometric_sweep_is_the_study_sweep() -> None:
         (
             ["degradation.method=foo"],
             "degradation.method",
-            "allowed: ablation, activation_noise, add_gauss, bit_flip, mult_gauss, "
-            "neuron_ablation, none, prune_magnitude, uni_quant",
+            "allowed: ablation, activation_noise, add_gauss, bit_flip, minifloat, mult_gauss, "
+            "neuron_ablation, none, prune_magnitude, rtn, uni_quant",
         ),
         (["degradation=ablation", "degradation.levels=[0,1.5]"], "degradation.levels", "0 ≤ p ≤ 1"),
         (["degradation=mult_gauss", "degradation.levels=[-0.1]"], "degradation.levels", "σ ≥ 0"),
@@ -206,7 +206,7 @@ def run_bad(tmp_path: Path, *args: str) -> list[str]:
         (
             ["degradation.method=foo"],
             "degradation.method: unknown 'foo'; allowed: ablation, activation_noise, add_gauss, bit_flip, "
-            "mult_gauss, neuron_ablation, none, prune_magnitude, uni_quant",
+            "minifloat, mult_gauss, neuron_ablation, none, prune_magnitude, rtn, uni_quant",
         ),
         (["degradation=ablation", "degradation.levels=[2]"], "degradation.levels: 2 outside the domain of ablation"),
         (["generation.max_new_tokens=0"], "generation.max_new_tokens: 0; must be ≥ 1"),

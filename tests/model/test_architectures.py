@@ -201,6 +201,8 @@ SLICE_METHODS = [
     ("add_gauss", 0.5, {}),
     ("ablation", 0.5, {}),
     ("uni_quant", 4, {}),
+    ("rtn", 3, {"granularity": "group", "group_size": 32, "symmetric": False}),
+    ("minifloat", 4, {}),
     ("bit_flip", 0.05, {}),
     ("prune_magnitude", 0.5, {}),
     ("prune_magnitude", 0.5, {"scope": "group"}),

@@ -17,7 +17,7 @@ from degrade.model.groups import ResolvedGroup, resolve_group
 from degrade.model.restore import Snapshot, fingerprint, legacy_fingerprint, model_fingerprint
 
 DTYPES = [torch.float32, torch.bfloat16]
-DAMAGE = [("mult_gauss", 0.5), ("ablation", 0.5), ("uni_quant", 4)]
+DAMAGE = [("mult_gauss", 0.5), ("ablation", 0.5), ("uni_quant", 4), ("rtn", 3), ("minifloat", 4)]
 
 
 @cache
@@ -205,14 +205,23 @@ def test_apply_keeps_parameter_objects_and_ties() -> None:
 def test_bfloat16_damage_is_float32_arithmetic_cast_back(method: str, level: float) -> None:
     """In bf16, each damaged weight equals the method run in float32 on the clean weight, then cast to bf16."""
     model, group = tiny_llama(torch.bfloat16)
-    clean = snapshot_of(model, group.names)
+    in_float32 = copy.deepcopy(model).float()  # the same clean values, widened exactly
     damage.apply(model, group, method, level, seed=1, repeat=0)
+    damage.apply(in_float32, group, method, level, seed=1, repeat=0)
     for name in group.names:
         param = model.get_parameter(name)
         assert param.dtype == torch.bfloat16
+        assert torch.equal(param, in_float32.get_parameter(name).to(torch.bfloat16)), name
+
+
+def test_a_per_tensor_method_draws_from_its_parameters_own_generator() -> None:
+    """Each damaged weight is the method's function on its clean values, drawing from (seed, repeat, name)."""
+    model, group = tiny_llama()
+    clean = snapshot_of(model, group.names)
+    damage.apply(model, group, "mult_gauss", 0.5, seed=1, repeat=0)
+    for name in group.names:
         generator = torch.Generator().manual_seed(param_seed(1, 0, name))
-        expected = METHODS[method].fn(clean[name].float(), level, generator=generator).to(torch.bfloat16)
-        assert torch.equal(param, expected), name
+        assert torch.equal(model.get_parameter(name), METHODS["mult_gauss"].fn(clean[name], 0.5, generator=generator))
 
 
 def test_snapshots_sharing_clean_copies_copy_each_parameter_once() -> None:

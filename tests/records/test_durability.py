@@ -638,8 +638,8 @@ BAD = {  # overrides of the small job → what its one error line must say
         [
             "degradation.method",
             "'shuffle'",
-            "allowed: ablation, activation_noise, add_gauss, bit_flip, mult_gauss, "
-            "neuron_ablation, none, prune_magnitude, uni_quant",
+            "allowed: ablation, activation_noise, add_gauss, bit_flip, minifloat, mult_gauss, "
+            "neuron_ablation, none, prune_magnitude, rtn, uni_quant",
         ],
     ),
     "unknown-kind": ({"param_group.kinds": "[mlp_up,ffn]"}, ["param_group.kinds", "ffn", "allowed: ", "mlp_gate"]),
