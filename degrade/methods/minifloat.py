@@ -88,7 +88,7 @@ def mx_round(weight: torch.Tensor, bits: int, *, dim: int, block: int = BLOCK) -
     domain="8 (E4M3), 6 (E3M2) or 4 (E2M1) bits per element (or 0 for the clean model)",
     accepts=is_element_bits,
     integer_levels=True,
-    axis=LevelAxis("bits per element (MX: E4M3, E3M2, E2M1)", damage_grows_with_level=False),
+    axis=LevelAxis("bits per MX element", damage_grows_with_level=False),
 )
 @torch.no_grad()
 def minifloat(

@@ -111,7 +111,7 @@ def rtn_round(
     domain="an integer b, 2 ≤ b ≤ 16 (or 0 for the clean model)",
     accepts=is_bits,
     integer_levels=True,
-    axis=LevelAxis("b (bits per weight, round-to-nearest)", damage_grows_with_level=False),
+    axis=LevelAxis("b (bits per weight)", damage_grows_with_level=False),
     options={
         "granularity": Option("group", ("group", "channel", "tensor")),
         "group_size": Option(128, GROUP_SIZES),
