@@ -92,8 +92,10 @@ class CellRunner:
                 common_noise=deg.common_noise,
                 options=deg.options,
             )
-            weights = fingerprint(self.prepared.snapshot.tensors)
-            moved = weight_error.measure(model, self.prepared.group, self.prepared.snapshot)  # against the clean copy
+            snapshot = self.prepared.snapshot
+            weights = fingerprint(snapshot.tensors)
+            clean = weights == snapshot.clean_fingerprint  # then the damage measures are 0 with nothing to read
+            moved = weight_error.measure(model, self.prepared.group, snapshot, unchanged=clean)
             facts = CellFacts(cell.level_index, cell.level, cell.repeat, weights, self._perplexity(cell), moved)
         if self.fidelity is not None:
             with self.timed("fidelity"):

@@ -53,9 +53,10 @@ def popcount(bits: torch.Tensor) -> torch.Tensor:
     """The number of set bits in an integer tensor's storage, as a 0-d int64 tensor."""
     if bits.device.type != "cpu":
         return popcount_torch(bits)
-    # NumPy counts bits in one instruction per word, where torch has no op for it. Unsigned: NumPy counts
-    # the bits of a signed word's absolute value, not of its pattern.
-    words = bits.contiguous().numpy().view(f"uint{8 * bits.element_size()}")
+    # NumPy counts bits in one instruction per word, where torch has no op for it; in 64-bit words where the
+    # bytes allow, twice as fast. Unsigned: NumPy counts the bits of a signed word's absolute value.
+    data = bits.contiguous().reshape(-1).numpy()
+    words = data.view(np.uint64) if data.nbytes % 8 == 0 else data.view(f"uint{8 * bits.element_size()}")
     return torch.tensor(int(np.bitwise_count(words).sum(dtype=np.int64)))
 
 
@@ -75,14 +76,19 @@ def popcount_torch(bits: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def measure(model: nn.Module, group: ResolvedGroup, snapshot: Snapshot) -> WeightDamage:
+def measure(model: nn.Module, group: ResolvedGroup, snapshot: Snapshot, *, unchanged: bool = False) -> WeightDamage:
     """The damage to ``group``'s weights now, against ``snapshot``'s clean copies of them.
 
     Args:
         model: the model, its group damaged (or clean: every measure is then 0, the SNR None).
         group: the damaged group.
         snapshot: the restore's snapshot of the model, holding every parameter of ``group``.
+        unchanged: the caller knows every bit is the clean one (the group's fingerprint is the clean
+            fingerprint): the clean measures, without reading a weight.
     """
+    if unchanged:
+        packed = any(isinstance(saved, tuple) for saved in snapshot.saved)  # 4-bit: no bit count
+        return summarize(0.0, 0.0, 0, group.numel, None if packed else 0)
     sums = _sums(model, group, snapshot, wide=False)
     if not math.isfinite(sums[0]):  # a difference past float32's range (a flipped exponent bit): again, in float64
         sums = _sums(model, group, snapshot, wide=True)
@@ -119,8 +125,10 @@ def _sums(
             changed += torch.count_nonzero(flipped)
             if bits is not None:
                 bits += popcount(flipped).to(device)
-            error += (new.to(arithmetic) - old.to(arithmetic)).square_().sum(dtype=torch.float64)
-            norm += old.to(arithmetic).square().sum(dtype=torch.float64)  # not in place: it may be the clean copy
+            diff, was = new.to(arithmetic) - old.to(arithmetic), old.to(arithmetic)
+            # a dot product: ten times as fast as squares then a sum, precise to about 1e-7 over a chunk
+            error += torch.dot(diff, diff)
+            norm += torch.dot(was, was)
         total += live.numel()
     return float(error), float(norm), int(changed), total, None if bits is None else int(bits)
 

@@ -43,6 +43,7 @@ def test_a_clean_group_is_exactly_zero_with_no_snr() -> None:
         "weights_changed_share": 0.0,
         "bits_flipped": 0,
     }
+    assert measure(model, group, snap, unchanged=True) == got  # what a cell whose fingerprint is clean writes
 
 
 def test_zeroing_every_weight_is_a_relative_error_of_one_and_0_db() -> None:
@@ -140,6 +141,7 @@ def test_4bit_weights_are_compared_de_quantized_with_no_bit_count(embedded_dir) 
         "weights_changed_share": 0.0,
         "bits_flipped": None,
     }
+    assert measure(model, group, snap, unchanged=True) == measure(model, group, snap)
     damage.apply(model, group, "mult_gauss", 0.3, seed=0, repeat=0)
     got = measure(model, group, snap)
     assert 0.05 < got.weight_rel_error < 1 and got.bits_flipped is None and got.weights_changed_share > 0.5
