@@ -33,7 +33,16 @@ HYDRA_YAMLS = sorted(p.relative_to(CONF / "hydra") for p in (CONF / "hydra").rgl
 # param_group_name). A model's `name` is the model's (records' model_name and the output file name).
 NAMED_BY_OPTION = {"experiment", "degradation", "param_group", "generation"}
 # An image experiment needs a multimodal model and a picture; pair it with both so it composes.
-PAIRED = {("experiment", "cookie_theft"): ["model=gemma3_4b_it", "experiment.image.path={png}"]}
+PAIRED = {
+    ("experiment", "cookie_theft"): ["model=gemma3_4b_it", "experiment.image.path={png}"],
+    # lm-eval's default task comes from the hub, which is out of reach here: the local test task instead
+    ("experiment", "lm_eval"): ["experiment.tasks=[capitals]", "experiment.include_path={tests}/lm_eval_task"],
+}
+# What a pair sets on the command line, or fills in from it, in place of what the YAML wrote.
+GIVEN = {
+    ("experiment", "cookie_theft"): {"cfg.experiment.image.path"},
+    ("experiment", "lm_eval"): {"cfg.experiment.tasks", "cfg.experiment.include_path", "cfg.experiment.prompts"},
+}
 
 
 def written(path: Path) -> dict[str, Any]:
@@ -76,7 +85,7 @@ def test_every_yaml_composes_to_typed_config(group: str, option: str, tmp_path) 
     """Each option composes into RunConfig with typed groups, keeps every value its YAML sets, and is named by it."""
     png = tmp_path / "picture.png"
     Image.new("RGB", (8, 8)).save(png)
-    paired = [o.format(png=png) for o in PAIRED.get((group, option), [])]
+    paired = [o.format(png=png, tests=CONF.parent / "tests") for o in PAIRED.get((group, option), [])]
     cfg = compose_cfg(f"{group}={option}", *paired)
     assert isinstance(cfg, RunConfig)
     for field in dataclasses.fields(RunConfig):  # every group is its schema's dataclass, not a dict
@@ -89,7 +98,7 @@ def test_every_yaml_composes_to_typed_config(group: str, option: str, tmp_path) 
         assert_holds(dataclasses.asdict(cfg), wrote, "cfg", {"cfg.degradation.levels"})
         assert cfg.degradation.name == option
     else:
-        skip = {"cfg.experiment.image.path"} if paired else set()  # the picture is given on the command line
+        skip = GIVEN.get((group, option), set())
         assert_holds(dataclasses.asdict(getattr(cfg, group)), wrote, f"cfg.{group}", skip)
     if group in NAMED_BY_OPTION:
         assert getattr(cfg, group).name == option
