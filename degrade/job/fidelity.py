@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 REFERENCE = "fidelity_reference.json"  # the clean answers measured on, by prompt id (set aside by force_run)
 
 
-class _Shared:
+class SharedClean:
     """The clean answers and logits this process holds for one loaded model, shared by the jobs of a multirun.
 
     A layer map runs the same prompts on the same model in every job: without this, each job would
@@ -68,7 +68,7 @@ class _Shared:
             self.tmp = tempfile.TemporaryDirectory(prefix="degrade-fidelity-")
 
 
-_SHARED = _Shared()
+_SHARED = SharedClean()
 
 
 class FidelityPass:

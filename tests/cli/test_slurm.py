@@ -146,14 +146,20 @@ def start_sweep(*args: str) -> subprocess.Popen:
     return process
 
 
-def wait_for_submission(sweep: Path, timeout: float = 120) -> list[str]:
-    """The ids of the sweep's jobs, once submitit has submitted them."""
+def wait_for_submission(sweep: Path, count: int, timeout: float = 120) -> list[str]:
+    """The ids of the sweep's ``count`` jobs, once submitit has submitted them all.
+
+    An array's folder may appear beside its tasks' (``<array>`` and ``<array>_<task>``): for several jobs
+    only the tasks count.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if submitted(sweep):
-            return submitted(sweep)
+        ids = submitted(sweep)
+        tasks = [i for i in ids if "_" in i] if count > 1 else ids[-1:]
+        if len(tasks) == count:
+            return tasks
         time.sleep(0.5)
-    pytest.fail("the sweep submitted nothing")
+    pytest.fail(f"the sweep did not submit {count} jobs within {timeout} s: {submitted(sweep)}")
 
 
 @pytest.mark.parametrize(
@@ -188,7 +194,7 @@ def test_a_cancelled_task_fails_its_job_and_a_rerun_completes_it(tmp_path: Path)
     sweep = tmp_path / "sweep"
     args = [*SLURM, *LONG, "degradation=mult_gauss,ablation", f"hydra.sweep.dir={sweep}"]
     sweep_process = start_sweep(*args)
-    _, second = wait_for_submission(sweep)
+    _, second = wait_for_submission(sweep, 2)
     wait_until_running(second)
     subprocess.run(["scancel", second], check=True)
     output = finish(sweep_process)
@@ -206,7 +212,7 @@ def test_a_cancelled_task_fails_its_job_and_a_rerun_completes_it(tmp_path: Path)
 def test_a_preempted_job_resumes(tmp_path: Path) -> None:
     sweep = tmp_path / "sweep"
     sweep_process = start_sweep(*SLURM, *LONG, f"hydra.sweep.dir={sweep}")
-    (task,) = wait_for_submission(sweep)
+    (task,) = wait_for_submission(sweep, 1)
     wait_until_running(task)
     job = None
     deadline = time.monotonic() + 120

@@ -179,7 +179,7 @@ def test_jobs_of_one_process_share_the_clean_side_only_for_the_same_model(tmp_pa
     shared = _run(tmp_path / "attn", "experiment.limit=2", levels, "param_group=attn")  # reuses mlp's clean side
     qwen = _run(tmp_path / "qwen", "experiment.limit=2", levels, "model.random_arch=qwen2")  # another model: not
     assert (qwen[qwen.level_value == 0].kl_to_clean == 0).all() and (qwen.level_value == 0).sum() == 2
-    monkeypatch.setattr(fidelity, "_SHARED", fidelity._Shared())  # as a new process would start
+    monkeypatch.setattr(fidelity, "_SHARED", fidelity.SharedClean())  # as a new process would start
     alone = _run(tmp_path / "alone", "experiment.limit=2", levels, "param_group=attn")
     columns = ["prompt_id", "level_value", "kl_to_clean", "top1_agreement"]
     pd.testing.assert_frame_equal(shared[columns], alone[columns])
