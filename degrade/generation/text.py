@@ -6,28 +6,20 @@ import copy
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import torch
 
+from degrade.generation.interface import Progress, Request, Sample
+from degrade.generation.sampling import PerPromptSampler
 from degrade.records.contract import GenParams
+
+__all__ = ["Progress", "Request", "Sample", "TextGenerator", "effective_params", "encode", "generate"]
 
 # What Transformers uses when neither the user nor the model's generation config sets a value.
 _LIBRARY_DEFAULTS = {"temperature": 1.0, "top_k": 50, "top_p": 1.0, "repetition_penalty": 1.0}
 _SAMPLING_KNOBS = ("temperature", "top_k", "top_p")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One generated answer."""
-
-    text: str
-    tokens_in: int
-    tokens_out: int
-    duration: float  # wall seconds of the batch that produced it
-    finish_reason: str  # "stop": it ended with an end-of-turn token; "length": max_new_tokens was reached
 
 
 def set_all_seeds(seed: int) -> None:
@@ -87,19 +79,35 @@ def pad_id(tokenizer: Any) -> int:
 
 
 def generation_config(model: Any, tokenizer: Any, params: GenParams, min_new_tokens: int = 0) -> Any:
-    """The model's generation config with the effective ``params`` applied (sampling knobs only when sampling)."""
+    """The model's generation config with the effective ``params`` applied.
+
+    Transformers decodes greedily: under sampling, :class:`PerPromptSampler` (a logits processor, see
+    :func:`sampler`) draws each token from its row's own generator, so the model's sampling knobs are cleared.
+    """
     config = copy.deepcopy(model.generation_config)
-    sampling = {k: getattr(params, k) for k in _SAMPLING_KNOBS} if params.do_sample else {}
     config.update(
-        do_sample=params.do_sample,
+        do_sample=False,
         max_new_tokens=params.max_new_tokens,
         repetition_penalty=params.repetition_penalty,
         pad_token_id=pad_id(tokenizer),
-        **sampling,
+        **dict.fromkeys(_SAMPLING_KNOBS),
     )
     if min_new_tokens:  # calibration runs force their length
         config.update(min_new_tokens=min_new_tokens)
     return config
+
+
+def sampler(params: GenParams, seeds: Sequence[int] | None, device: torch.device) -> list[Any]:
+    """The logits processors that sample each row with its own seed (none under greedy decoding).
+
+    Raises:
+        ValueError: sampling without a seed per row.
+    """
+    if not params.do_sample:
+        return []
+    if seeds is None:
+        raise ValueError("sampling needs one seed per prompt (degrade.generation.sampling.prompt_seed)")
+    return [PerPromptSampler(params, seeds, device)]
 
 
 def to_samples(
@@ -113,30 +121,9 @@ def to_samples(
         stop = next((i + 1 for i, t in enumerate(new) if t in eos), None)
         n_out = stop or len(new)
         text = tokenizer.decode(new[:n_out], skip_special_tokens=True)
-        samples.append(Sample(text.strip(), int(n_in), n_out, duration, "stop" if stop else "length"))
+        reason = "stop" if stop else "length"
+        samples.append(Sample(text.strip(), int(n_in), n_out, duration, reason, tuple(new[:n_out])))
     return samples
-
-
-class Progress:
-    """Never stops generation; reports the decoding step every ``every`` seconds, so a long batch is not silent.
-
-    A stopping criterion in Transformers' sense (called with the ids and scores after every step); it does
-    not subclass theirs, so that importing this module does not import Transformers: a rerun with nothing
-    left to generate never needs it.
-    """
-
-    def __init__(self, max_new_tokens: int, report: Callable[[int, int, float], None], every: float = 15.0) -> None:
-        self.max_new_tokens, self.report, self.every = max_new_tokens, report, every
-        self.start = self.last = time.perf_counter()
-        self.step = 0
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        self.step += 1
-        now = time.perf_counter()
-        if now - self.last >= self.every:
-            self.last = now
-            self.report(self.step, self.max_new_tokens, now - self.start)
-        return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
 
 
 @torch.inference_mode()
@@ -147,10 +134,15 @@ def generate(
     params: GenParams,
     device: torch.device,
     *,
+    seeds: Sequence[int] | None = None,
     min_new_tokens: int = 0,
-    progress: Progress | None = None,
+    progress: Callable[..., Any] | None = None,
 ) -> list[Sample]:
-    """Generate one answer per prompt (already encoded) in a single left-padded batch."""
+    """Generate one answer per prompt (already encoded) in a single left-padded batch.
+
+    Under sampling, row ``i`` samples from a generator seeded with ``seeds[i]``: its answer does not
+    depend on the batch it is in.
+    """
     width = max(len(p) for p in prompts)
     input_ids = torch.full((len(prompts), width), pad_id(tokenizer), dtype=torch.long)
     attention = torch.zeros((len(prompts), width), dtype=torch.long)
@@ -158,12 +150,39 @@ def generate(
         input_ids[row, width - len(ids) :] = torch.tensor(ids)
         attention[row, width - len(ids) :] = 1
     start = time.perf_counter()
-    from transformers import StoppingCriteriaList
+    from transformers import LogitsProcessorList, StoppingCriteriaList
 
     out = model.generate(
         input_ids=input_ids.to(device),
         attention_mask=attention.to(device),
         generation_config=generation_config(model, tokenizer, params, min_new_tokens),
+        logits_processor=LogitsProcessorList(sampler(params, seeds, device)),
         stopping_criteria=StoppingCriteriaList([progress] if progress else []),
     )
     return to_samples(model, tokenizer, out, width, [len(p) for p in prompts], time.perf_counter() - start)
+
+
+class TextGenerator:
+    """The :class:`~degrade.generation.interface.Generator` of a Transformers model on text."""
+
+    def __init__(self, model: Any, tokenizer: Any, device: torch.device) -> None:
+        self.model, self.tokenizer, self.device = model, tokenizer, device
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        params: GenParams,
+        *,
+        min_new_tokens: int = 0,
+        progress: Callable[..., Any] | None = None,
+    ) -> list[Sample]:
+        return generate(
+            self.model,
+            self.tokenizer,
+            [r.ids for r in requests],
+            params,
+            self.device,
+            seeds=[r.seed for r in requests],
+            min_new_tokens=min_new_tokens,
+            progress=progress,
+        )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +11,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from degrade.errors import ConfigError
-from degrade.generation.text import Sample, generation_config, to_samples
+from degrade.generation.interface import Request, Sample
+from degrade.generation.text import generation_config, sampler, to_samples
 from degrade.records.contract import GenParams
 
 IMAGE_KEY = "experiment.image.path"
@@ -43,7 +44,16 @@ def processor_inputs(processor: Any, prompts: Sequence[str], image: Image.Image)
 
 @torch.inference_mode()
 def generate_with_image(
-    model: Any, processor: Any, texts: Sequence[str], image: Image.Image, params: GenParams, device: torch.device
+    model: Any,
+    processor: Any,
+    texts: Sequence[str],
+    image: Image.Image,
+    params: GenParams,
+    device: torch.device,
+    *,
+    seeds: Sequence[int] | None = None,
+    min_new_tokens: int = 0,
+    progress: Callable[..., Any] | None = None,
 ) -> list[Sample]:
     """Generate one answer per text, each shown the same image, in a single left-padded batch.
 
@@ -54,17 +64,27 @@ def generate_with_image(
         image: The image shown with every prompt.
         params: Effective generation values, as from :func:`degrade.generation.text.effective_params`.
         device: Where the model lives.
+        seeds: Under sampling, each text's own seed (as :func:`degrade.generation.text.generate` takes them).
+        min_new_tokens: A length every answer is forced to (the dry run's calibration).
+        progress: Called after every decoding step.
 
     Returns:
         One sample per text; ``tokens_in`` counts the image's placeholder tokens too.
     """
+    from transformers import LogitsProcessorList, StoppingCriteriaList
+
     tokenizer = processor.tokenizer
     inputs = processor_inputs(processor, [encode_with_image(processor, t) for t in texts], image)
     inputs = inputs.to(device)
     # The processor returns float32 pixels; a bf16 / fp16 vision tower wants its own dtype.
     inputs["pixel_values"] = inputs["pixel_values"].to(model.dtype)
     start = time.perf_counter()
-    out = model.generate(**inputs, generation_config=generation_config(model, tokenizer, params))
+    out = model.generate(
+        **inputs,
+        generation_config=generation_config(model, tokenizer, params, min_new_tokens),
+        logits_processor=LogitsProcessorList(sampler(params, seeds, device)),
+        stopping_criteria=StoppingCriteriaList([progress] if progress else []),
+    )
     return to_samples(
         model,
         tokenizer,
@@ -73,6 +93,35 @@ def generate_with_image(
         inputs["attention_mask"].sum(dim=1).tolist(),
         time.perf_counter() - start,
     )
+
+
+class ImageGenerator:
+    """The Generator (degrade.generation.interface) of an image-text-to-text model; each prompt sees ``image``."""
+
+    def __init__(self, model: Any, processor: Any, image: Image.Image, device: torch.device) -> None:
+        self.model, self.processor, self.image, self.device = model, processor, image, device
+
+    def generate(
+        self,
+        requests: Sequence[Request],
+        params: GenParams,
+        *,
+        min_new_tokens: int = 0,
+        progress: Callable[..., Any] | None = None,
+    ) -> list[Sample]:
+        texts = [r.text for r in requests]
+        seeds = [r.seed for r in requests]
+        return generate_with_image(
+            self.model,
+            self.processor,
+            texts,
+            self.image,
+            params,
+            self.device,
+            seeds=seeds,
+            min_new_tokens=min_new_tokens,
+            progress=progress,
+        )
 
 
 def load_image(path: str | Path) -> Image.Image:

@@ -14,10 +14,10 @@ as they are, not pickled through a pipe to a spawned worker.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,8 +26,8 @@ import torch
 from torch import nn
 
 from degrade.errors import DegradeError
+from degrade.generation.interface import Request, Sample
 from degrade.generation.memory import kv_cache_bytes
-from degrade.generation.text import Sample
 from degrade.records.contract import GenParams
 from degrade.units import GiB
 
@@ -36,7 +36,6 @@ log = logging.getLogger(__name__)
 # activations and the engine's own buffers beyond weights and KV cache; on a CPU also vLLM's own imports,
 # which its worker counts with the rest of the process (seen here: ~1.5 GiB)
 _MARGIN_BYTES = {"cuda": GiB, "cpu": 2 * GiB}
-_SEED_MASK = (1 << 31) - 1
 
 
 def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: int) -> float:
@@ -87,12 +86,6 @@ def device_memory(device: str) -> tuple[int, int]:
         pass
     mem = psutil.virtual_memory()
     return mem.total, mem.total - mem.available
-
-
-def request_seed(seed: int, prompt_id: str) -> int:
-    """The sampling seed of one request: (the cell's seed, the prompt), so a record reproduces alone."""
-    digest = hashlib.blake2b(f"{seed}|{prompt_id}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") & _SEED_MASK
 
 
 @dataclass
@@ -146,21 +139,31 @@ class Engine:
         self.clean = clean
 
     def generate(
-        self, prompts: list[list[int]], ids: list[str], params: GenParams, seed: int, *, min_new_tokens: int = 0
+        self,
+        requests: Sequence[Request],
+        params: GenParams,
+        *,
+        min_new_tokens: int = 0,
+        progress: Callable[..., Any] | None = None,
     ) -> list[Sample]:
-        """One answer per prompt (token ids), sampled with per-request seeds; vLLM batches them itself."""
+        """One answer per request (its token ids, sampled with its own seed); vLLM batches them itself.
+
+        ``progress`` is not called: vLLM decodes the whole batch in one call.
+        """
         from vllm import SamplingParams
         from vllm.inputs import TokensPrompt
 
-        sampling = [_sampling_params(SamplingParams, params, request_seed(seed, i), min_new_tokens) for i in ids]
+        sampling = [_sampling_params(SamplingParams, params, r.seed, min_new_tokens) for r in requests]
         start = time.perf_counter()
-        outputs = self.llm.generate([TokensPrompt(prompt_token_ids=p) for p in prompts], sampling, use_tqdm=False)
+        prompts = [TokensPrompt(prompt_token_ids=r.ids) for r in requests]
+        outputs = self.llm.generate(prompts, sampling, use_tqdm=False)
         duration = time.perf_counter() - start
         samples = []
-        for prompt, out in zip(prompts, outputs):
+        for request, out in zip(requests, outputs):
             answer = out.outputs[0]
             reason = "length" if answer.finish_reason == "length" else "stop"
-            samples.append(Sample(answer.text.strip(), len(prompt), len(answer.token_ids), duration, reason))
+            n_in, ids = len(request.ids), tuple(answer.token_ids)
+            samples.append(Sample(answer.text.strip(), n_in, len(ids), duration, reason, ids))
         return samples
 
 

@@ -10,7 +10,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from degrade.config.schema import RunConfig
-from degrade.generation import text, vision
+from degrade.generation import text
+from degrade.generation.interface import Progress, Sample
 from degrade.generation.memory import MemoryPolicy, is_out_of_memory
 from degrade.job import interrupt
 from degrade.job.fidelity import FidelityPass
@@ -146,7 +147,7 @@ class CellRunner:
             batch = pending[: self.policy.size]
             try:
                 with self.timed("generate"):
-                    samples = self._generate(f"{label} batch {batch_no + 1}", batch, self.cfg.seed_base + facts.repeat)
+                    samples = self._generate(f"{label} batch {batch_no + 1}", batch, facts)
             except Exception as exc:  # noqa: BLE001 - only allocation failures are retried
                 if not is_out_of_memory(exc):
                     raise
@@ -180,24 +181,20 @@ class CellRunner:
             self.policy.after_batch(used)
         return tokens
 
-    def _generate(self, label: str, batch: list[Prompt], seed: int) -> list[text.Sample]:
-        loaded, params = self.prepared.loaded, self.prepared.params
-        if self.shown.image is not None:
-            texts = [p.text for p in batch]
-            return vision.generate_with_image(
-                loaded.model, loaded.processor, texts, self.shown.image, params, loaded.device
-            )
+    def _generate(self, label: str, batch: list[Prompt], facts: CellFacts) -> list[Sample]:
+        deg = self.cfg.degradation
+        requests = self.prepared.requests(
+            batch, self.cfg.seed_base + facts.repeat, None if deg.common_noise else facts.level
+        )
 
         def report(step: int, steps: int, seconds: float) -> None:
             log.info(
                 "%s (%d prompts): token %d/%d, %.0f tok/s", label, len(batch), step, steps, step * len(batch) / seconds
             )
 
-        ids = [self.prepared.encoded[p.id] for p in batch]
-        if self.prepared.engine is not None:
-            return self.prepared.engine.generate(ids, [p.id for p in batch], params, seed)
-        progress = interrupt.StopAware(text.Progress(params.max_new_tokens, report))  # a safe point per token
-        return text.generate(loaded.model, loaded.tokenizer, ids, params, loaded.device, progress=progress)
+        params = self.prepared.params
+        progress = interrupt.StopAware(Progress(params.max_new_tokens, report))  # a safe point per token
+        return self.prepared.generator.generate(requests, params, progress=progress)
 
     def _perplexity(self, cell: Cell) -> float | None:
         """The reference text's perplexity, once per level (the first repetition that runs)."""

@@ -10,9 +10,8 @@ from typing import Any
 import psutil
 import torch
 
-from degrade.generation import text
 from degrade.generation.memory import kv_cache_bytes
-from degrade.records.contract import GenParams
+from degrade.job.prepare import Prepared, Prompt
 from degrade.units import GiB, hms
 
 log = logging.getLogger(__name__)
@@ -20,29 +19,17 @@ log = logging.getLogger(__name__)
 _CALIBRATION_TOKENS = 16
 
 
-def estimate(
-    loaded: Any,
-    snapshot_bytes: int,
-    work: dict[Any, list],
-    encoded: dict[str, list[int]],
-    params: GenParams,
-    *,
-    cells: int,
-    max_batch_size: int,
-    engine: Any = None,
-) -> dict[str, Any]:
+def estimate(prepared: Prepared, work: dict[Any, list[Prompt]], *, cells: int, max_batch_size: int) -> dict[str, Any]:
     """Measure one short batch and extrapolate; log the plan and return it.
 
     Args:
-        loaded: the loaded model (``degrade.model.loading.Loaded``).
-        snapshot_bytes: bytes of the clean copies the job holds.
+        prepared: the job's loaded model, its clean copy, decoding, token ids and generation.
         work: the prompts still to run, per cell.
-        encoded: token ids per prompt id.
-        params: the effective decoding.
         cells: the job's cells, run or not.
         max_batch_size: the largest batch generation may use.
-        engine: the serving engine that generates (``generation.vllm_engine.Engine``, model.backend=vllm), else None.
     """
+    loaded, engine, encoded, params = prepared.loaded, prepared.engine, prepared.encoded, prepared.params
+    snapshot_bytes = prepared.snapshot.nbytes
     generations = sum(len(p) for p in work.values())
     batches = sum(-(-len(p) // max_batch_size) for p in work.values() if p)
     largest = max((min(len(p), max_batch_size) for p in work.values()), default=0)
@@ -51,7 +38,7 @@ def estimate(
     seconds_per_step = seconds_prefill = 0.0
     if largest:
         sample = next(p for p in work.values() if len(p) >= largest)[:largest]
-        seconds_prefill, seconds_per_step = calibrate(loaded, [encoded[p.id] for p in sample], params, engine)
+        seconds_prefill, seconds_per_step = calibrate(prepared, sample)
     weights = sum(p.numel() * p.element_size() for p in loaded.model.parameters())
     kv = kv_cache_bytes(loaded.model.config, largest, prompt_len + max_new, loaded.dtype)
     available = (
@@ -118,24 +105,22 @@ def estimate(
 _MEASURED: dict[tuple, tuple[float, float]] = {}
 
 
-def calibrate(loaded: Any, sample: list[list[int]], params: GenParams, engine: Any = None) -> tuple[float, float]:
+def calibrate(prepared: Prepared, sample: list[Prompt]) -> tuple[float, float]:
     """Seconds for the prompt pass and for one decoding step of ``sample`` as one batch.
 
     A first short call takes the one-off setup of a fresh process; two timed lengths then
     separate the prompt pass from the cost of each new token. Measured once per process
-    for each model, batch shape and decoding.
+    for each generation, batch shape and decoding.
     """
-    key = (id(loaded.model), id(engine), len(sample), max(map(len, sample)), params)
+    requests = prepared.requests(sample, 0, None)
+    params = prepared.params
+    key = (id(prepared.generator), len(requests), max(len(r.ids) for r in requests), params)
     if key in _MEASURED:
         return _MEASURED[key]
 
     def seconds(tokens: int) -> float:
         start = time.perf_counter()
-        fixed = dataclasses.replace(params, max_new_tokens=tokens)
-        if engine is not None:
-            engine.generate(sample, [str(i) for i in range(len(sample))], fixed, 0, min_new_tokens=tokens)
-        else:
-            text.generate(loaded.model, loaded.tokenizer, sample, fixed, loaded.device, min_new_tokens=tokens)
+        prepared.generator.generate(requests, dataclasses.replace(params, max_new_tokens=tokens), min_new_tokens=tokens)
         return time.perf_counter() - start
 
     seconds(1)

@@ -143,25 +143,15 @@ class FidelityPass:
         answer = self.references[prompt.id]["ids"]
         return answer_logits(self.loaded.model, self.encoded[prompt.id], answer, self.loaded.device)
 
-    @torch.inference_mode()
     def _generate(self, prompts: list[Prompt]) -> None:
         """The clean model's greedy answers to ``prompts``, up to and including the first end-of-turn token."""
-        model, tokenizer = self.loaded.model, self.loaded.tokenizer
+        loaded = self.loaded
         ids = [self.encoded[p.id] for p in prompts]
-        width = max(len(i) for i in ids)
-        pad = text.pad_id(tokenizer)
-        input_ids = torch.tensor([[pad] * (width - len(i)) + list(i) for i in ids])
-        attention = torch.tensor([[0] * (width - len(i)) + [1] * len(i) for i in ids])
-        out = model.generate(
-            input_ids=input_ids.to(self.loaded.device),
-            attention_mask=attention.to(self.loaded.device),
-            generation_config=text.generation_config(model, tokenizer, self.params),
-        )
-        eos = _eos(model, tokenizer)
-        for prompt, row in zip(prompts, out[:, width:].tolist()):
-            stop = next((i + 1 for i, t in enumerate(row) if t in eos), len(row))
-            self._keep(prompt, row[:stop])
-            _SHARED.answers[(prompt.hash, self._ids(prompt))] = row[:stop]
+        for prompt, sample in zip(
+            prompts, text.generate(loaded.model, loaded.tokenizer, ids, self.params, loaded.device)
+        ):
+            self._keep(prompt, list(sample.ids))
+            _SHARED.answers[(prompt.hash, self._ids(prompt))] = list(sample.ids)
 
     def _keep(self, prompt: Prompt, answer: list[int]) -> None:
         text_ = self.loaded.tokenizer.decode(answer, skip_special_tokens=True).strip()
@@ -196,9 +186,3 @@ class FidelityPass:
             keep_copies(self.path.parent, [self.path.name], "fidelity: references of other weights or length")
             return {}
         return references
-
-
-def _eos(model: Any, tokenizer: Any) -> set[int]:
-    eos = getattr(model.generation_config, "eos_token_id", None)
-    eos = tokenizer.eos_token_id if eos is None else eos
-    return set(eos if isinstance(eos, (list, tuple)) else [eos]) - {None}

@@ -16,7 +16,7 @@ from collections import defaultdict
 from typing import Any
 
 from degrade.config.schema import RunConfig
-from degrade.generation.text import Sample
+from degrade.generation.interface import Sample
 from degrade.job.prepare import Prepared, Prompt
 from degrade.prompts.lmeval import leaf_tasks, task_manager
 from degrade.scoring.answers import score_output

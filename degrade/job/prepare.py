@@ -12,6 +12,8 @@ import torch
 
 from degrade.config.schema import ExperimentConfig, RunConfig
 from degrade.generation import text, vision
+from degrade.generation.interface import Generator, Request
+from degrade.generation.sampling import prompt_seed
 from degrade.generation.vllm_engine import Engine, engine_for
 from degrade.methods import damage
 from degrade.model import loading
@@ -62,6 +64,7 @@ class Prepared:
     snapshot: Snapshot
     params: GenParams
     encoded: dict[str, list[int]]
+    generator: Generator  # the one generation of this job: the vLLM engine, the model with an image, or on text
     engine: Engine | None = None  # model.backend=vllm: the engine that generates; the loaded model keeps the weights
 
     @property
@@ -69,8 +72,14 @@ class Prepared:
         """Where generation runs: the engine's device, else the model's."""
         return torch.device(self.engine.device) if self.engine is not None else self.loaded.device
 
+    def requests(self, prompts: list[Prompt], seed: int, level: float | None) -> list[Request]:
+        """The requests of ``prompts`` in one cell: each samples with its own seed from the record's ``seed``
+        and the prompt's id (and ``level``, None under ``common_noise``; see :mod:`degrade.generation.sampling`).
+        """
+        return [Request(p.id, self.encoded[p.id], p.text, prompt_seed(seed, p.id, level)) for p in prompts]
 
-def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
+
+def prepare(cfg: RunConfig, shown: Shown) -> Prepared:
     """Load the model (or reuse the one this process holds), resolve the group, copy its clean weights.
 
     Raises:
@@ -83,6 +92,15 @@ def prepare(cfg: RunConfig, prompts: list[Prompt]) -> Prepared:
     log.info("param_group %s: %d tensors, %s elements (%s)", group.name, len(group.targets), f"{group.numel:,}", kinds)
     snapshot = Snapshot(loaded.model, group.names, loaded.clean)
     params = text.effective_params(loaded.model, cfg.generation)
-    encoded = {p.id: text.encode(loaded.tokenizer, p.text) for p in prompts}
+    encoded = {p.id: text.encode(loaded.tokenizer, p.text) for p in shown.prompts}
     engine = engine_for(loaded, cfg) if loaded.backend == "vllm" else None
-    return Prepared(loaded, group, snapshot, params, encoded, engine)
+    return Prepared(loaded, group, snapshot, params, encoded, generator(loaded, shown, engine), engine)
+
+
+def generator(loaded: loading.Loaded, shown: Shown, engine: Engine | None) -> Generator:
+    """The job's generation, chosen once: the serving engine, else the model with the shown image, else on text."""
+    if engine is not None:
+        return engine
+    if shown.image is not None:
+        return vision.ImageGenerator(loaded.model, loaded.processor, shown.image, loaded.device)
+    return text.TextGenerator(loaded.model, loaded.tokenizer, loaded.device)

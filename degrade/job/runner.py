@@ -85,7 +85,7 @@ class Job:
             self.meta = {**earlier.model_facts(), **self.meta}
             work = self.work()
             self.log_plan(work)
-            prepared = prepare(self.cfg, self.shown.prompts) if self.missing(work) else None
+            prepared = prepare(self.cfg, self.shown) if self.missing(work) else None
             if prepared is not None:
                 check_context(self.cfg, prepared)
                 resume.refuse_other_weights(earlier, prepared.loaded.fingerprint, prepared.snapshot)
@@ -99,18 +99,11 @@ class Job:
         self.read(repair=False)
         work = self.work()
         self.log_plan(work)
-        prepared = prepare(self.cfg, self.shown.prompts)
+        prepared = prepare(self.cfg, self.shown)
         check_context(self.cfg, prepared)
         try:
             plan = dryrun.estimate(
-                prepared.loaded,
-                prepared.snapshot.nbytes,
-                work,
-                prepared.encoded,
-                prepared.params,
-                cells=len(self.cells),
-                max_batch_size=self.cfg.generation.max_batch_size,
-                engine=prepared.engine,
+                prepared, work, cells=len(self.cells), max_batch_size=self.cfg.generation.max_batch_size
             )
         finally:
             prepared.snapshot.restore()  # the calibration ran a forward pass; leave the model as loaded

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from degrade.config.schema import PromptConfig, RunConfig
+from degrade.generation.sampling import SAMPLER
 from degrade.scoring import RULES_VERSION
 from degrade.scoring.textmeasures import nlp_available
 
@@ -62,6 +63,13 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         # another engine samples and rounds differently: its records are a configuration of their own (keyed only
         # for vllm, so the job dirs of the other backends keep their hash)
         **({"model.backend": "vllm"} if model.backend == "vllm" else {}),
+        # each prompt samples with its own seed (degrade.generation.sampling): keyed where the records of the
+        # earlier sampler differ, so a sampled job dir of that sampler is refused, not continued
+        **(
+            {"generation.sampler": SAMPLER}
+            if gen.do_sample and (model.backend != "vllm" or not deg.common_noise)
+            else {}
+        ),
         # lm-eval's tasks, where its few-shot examples come from, and lm-eval's version, which scores them
         **({"experiment.tasks": list(exp.tasks), **_lm_eval(exp)} if exp.tasks is not None else {}),
         # the measure and the length of the clean answer it reads (keyed only when on, as the backend above)

@@ -10,7 +10,14 @@ import torch
 from PIL import Image, ImageDraw
 
 from degrade.errors import DegradeError
-from degrade.generation.vision import encode_with_image, generate_with_image, load_image, processor_inputs
+from degrade.generation.interface import Request
+from degrade.generation.vision import (
+    ImageGenerator,
+    encode_with_image,
+    generate_with_image,
+    load_image,
+    processor_inputs,
+)
 from degrade.model.loading import embedded_dir
 from degrade.model.tiny import build_tiny_vlm
 from degrade.records.contract import GenParams
@@ -77,7 +84,7 @@ def test_prompt_holds_one_bos_and_the_image_block(vlm, tmp_path):
 def test_generate_with_image_answers_each_prompt(vlm, tmp_path):
     model, processor = vlm
     image = load_image(_kitchen(tmp_path / "kitchen.png"))
-    samples = generate_with_image(model, processor, PROMPTS, image, PARAMS, CPU)
+    samples = generate_with_image(model, processor, PROMPTS, image, PARAMS, CPU, seeds=[1, 2, 3])
     assert len(samples) == 3
     lengths = (
         processor_inputs(processor, [encode_with_image(processor, p) for p in PROMPTS], image)["attention_mask"]
@@ -148,3 +155,16 @@ def test_load_image_names_the_key(tmp_path, make):
         load_image(path)
     message = str(info.value)
     assert message.startswith("experiment.image.path:") and str(path) in message and "\n" not in message
+
+
+def test_a_sampled_answer_with_an_image_does_not_depend_on_its_batch(vlm, tmp_path):
+    """Each prompt samples from its own seed: alone or in a left-padded batch of three, the same answer."""
+    model, processor = vlm
+    image = load_image(_kitchen(tmp_path / "kitchen.png"))
+    generator = ImageGenerator(model, processor, image, CPU)
+    requests = [Request(str(i), [], p, seed=100 + i) for i, p in enumerate(PROMPTS)]
+    together = [s.text for s in generator.generate(requests, PARAMS)]
+    alone = [generator.generate([r], PARAMS)[0].text for r in requests]
+    assert together == alone
+    reseeded = [Request(r.id, r.ids, r.text, seed=r.seed + 7) for r in requests]
+    assert [s.text for s in generator.generate(reseeded, PARAMS)] != together  # the seed does decide them

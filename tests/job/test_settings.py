@@ -124,6 +124,27 @@ def test_a_dir_holding_the_older_sum_print_is_still_checked(finished: Path, same
         assert tree(finished) == before
 
 
+def test_a_sampled_dir_of_the_batch_wide_sampler_is_refused(tmp_path: Path, monkeypatch) -> None:
+    """Sampled records made before each prompt had its own seed differ from today's: such a dir is not continued."""
+    from degrade.job import runner
+
+    real = runner.record_settings
+
+    def before_per_prompt_seeds(cfg):
+        return {k: v for k, v in real(cfg).items() if k != "generation.sampler"}
+
+    sampled = (*BASE, "generation=sampling")
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "record_settings", before_per_prompt_seeds)
+        run_job(compose_cfg(*sampled), tmp_path)
+    before = tree(tmp_path)
+    with pytest.raises(DegradeError) as caught:
+        run_job(compose_cfg(*sampled[:2], "degradation.levels=[0,0.2,0.4]", *sampled[3:]), tmp_path)
+    assert 'generation.sampler: "—" → "per-prompt seeds"' in str(caught.value)
+    assert tree(tmp_path) == before
+    assert "generation.sampler" not in real(compose_cfg(*BASE))  # greedy records did not change: not keyed
+
+
 # --- a score follows its answers ---------------------------------------------------------------------------
 
 # qwen2's random weights decode to words (llama's to blanks), so an answer can be made to match an output.
