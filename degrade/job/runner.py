@@ -27,6 +27,7 @@ from degrade.job.rescore import rescore
 from degrade.job.settings import record_settings, settings_hash
 from degrade.records import jobdir
 from degrade.records.aside import keep_copies
+from degrade.records.contract import key_of
 from degrade.records.store import METADATA, RecordStore, write_json
 
 log = logging.getLogger(__name__)
@@ -117,7 +118,7 @@ class Job:
 
     def work(self) -> dict[Cell, list[Prompt]]:
         """The prompts each cell still needs: those without a record."""
-        return {c: [p for p in self.shown.prompts if not self.store.has(self.key(c, p))] for c in self.cells}
+        return {c: [p for p in self.shown.prompts if not self.store.has_key(self.key(c, p))] for c in self.cells}
 
     def log_plan(self, work: dict[Cell, list[Prompt]]) -> None:
         log_plan(self.cfg, self.store, self.shown.prompts, len(self.cells), self.missing(work))
@@ -209,15 +210,10 @@ class Job:
 
     # -- helpers --------------------------------------------------------------------------------------------
 
-    def key(self, cell: Cell, prompt: Prompt) -> dict[str, Any]:
-        """The key fields of the record of ``prompt`` in ``cell`` (see :data:`degrade.records.contract.KEY_FIELDS`)."""
-        return {
-            **job_fields(self.cfg),
-            "level_value": cell.level,
-            "repeat_index": cell.repeat,
-            "prompt_id": prompt.id,
-            "prompt_hash": prompt.hash,
-        }
+    def key(self, cell: Cell, prompt: Prompt) -> tuple:
+        """The key of the record of ``prompt`` in ``cell`` (see :data:`degrade.records.contract.KEY_FIELDS`)."""
+        cell_fields = {"level_value": cell.level, "repeat_index": cell.repeat}
+        return key_of({**job_fields(self.cfg), **cell_fields, "prompt_id": prompt.id, "prompt_hash": prompt.hash})
 
     @staticmethod
     def missing(work: dict[Cell, list[Prompt]]) -> int:

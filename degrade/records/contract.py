@@ -285,6 +285,13 @@ def record_key(record: dict[str, Any]) -> tuple:
     return tuple(float(record[k]) if k == "level_value" else record[k] for k in KEY_FIELDS)
 
 
+def key_of(fields: dict[str, Any]) -> tuple:
+    """The record key of ``fields`` (of a record not yet made); ValueError unless they name every key field only."""
+    if set(fields) != set(KEY_FIELDS):
+        raise ValueError(f"a record key names {', '.join(KEY_FIELDS)}; got {', '.join(sorted(fields))}")
+    return record_key(fields)
+
+
 def to_table(records: list[dict[str, Any]]) -> pa.Table:
     """Records as an Arrow table with the pinned schema (gen_params a struct)."""
     return pa.Table.from_pylist([{k: r.get(k) for k in FIELDS} for r in records], schema=SCHEMA)

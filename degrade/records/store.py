@@ -120,6 +120,10 @@ class RecordStore:
     def has(self, record: dict[str, Any]) -> bool:
         return record_key(record) in self.keys
 
+    def has_key(self, key: tuple) -> bool:
+        """Whether a record of ``key`` (:func:`degrade.records.contract.key_of`) is held."""
+        return key in self.keys
+
     def append(self, records: list[dict[str, Any]]) -> None:
         """Add a batch's records to the journal, durably.
 

@@ -97,13 +97,16 @@ def test_greedy_clean_outputs_match_and_damage_changes_them(both) -> None:
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_restoring_gives_the_clean_outputs_again_token_for_token(tmp_path) -> None:
+    """A job ending on damaged weights, then a level-0 job in the same process: the engine is handed the clean ones."""
     os.environ.update(ENV)
-    cfg = compose_cfg(*GREEDY, "degradation.levels=[0,0.3,0]", "model.backend=vllm", "force_run=true")
-    run_job(cfg, tmp_path)
-    frame = pd.read_parquet(tmp_path / "records.parquet")
-    first, again = frame[frame.level_index == 0], frame[frame.level_index == 2]
+    run_job(compose_cfg(*GREEDY, "degradation.levels=[0,0.3]", "model.backend=vllm"), tmp_path / "sweep")
+    run_job(compose_cfg(*GREEDY, "degradation.levels=[0]", "model.backend=vllm"), tmp_path / "clean")
+    swept = pd.read_parquet(tmp_path / "sweep" / "records.parquet").sort_values(["level_index", "prompt_id"])
+    again = pd.read_parquet(tmp_path / "clean" / "records.parquet").sort_values("prompt_id")
+    first, damaged = swept[swept.level_index == 0], swept[swept.level_index == 1]
     assert first.output.tolist() == again.output.tolist()
     assert first.tokens_out.tolist() == again.tokens_out.tolist()
+    assert damaged.output.tolist() != first.output.tolist()  # the engine did serve the damaged weights between
 
 
 @needs_vllm
