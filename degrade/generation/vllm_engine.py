@@ -25,9 +25,11 @@ import psutil
 import torch
 from torch import nn
 
+from degrade.config.schema import MemoryConfig, ModelConfig, RunConfig
 from degrade.errors import DegradeError
 from degrade.generation.interface import Request, Sample
 from degrade.generation.memory import kv_cache_bytes
+from degrade.model.loading import Loaded
 from degrade.records.contract import GenParams
 from degrade.units import GiB
 
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 _MARGIN_BYTES = {"cuda": GiB, "cpu": 2 * GiB}
 
 
-def memory_share(model: nn.Module, cfg: Any, memory: Any, device: str, batch: int) -> float:
+def memory_share(model: nn.Module, cfg: ModelConfig, memory: MemoryConfig, device: str, batch: int) -> float:
     """The share of device memory (host memory on a CPU) the engine may reserve: ``gpu_memory_utilization``.
 
     ``model.engine_memory`` when given; else what the weights, the KV cache of ``batch`` sequences of
@@ -184,7 +186,7 @@ def _sampling_params(cls: Any, params: GenParams, seed: int, min_new_tokens: int
 _RUNNING: dict[str, Engine] = {}  # one engine per process, reused by the jobs of a multirun on the same model
 
 
-def engine_for(loaded: Any, cfg: Any) -> Engine:
+def engine_for(loaded: Loaded, cfg: RunConfig) -> Engine:
     """The engine serving ``loaded`` (started once per process and model), refusing what it cannot run.
 
     Raises:

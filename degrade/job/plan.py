@@ -12,6 +12,7 @@ from typing import Any
 
 from degrade.config.schema import RunConfig
 from degrade.errors import ConfigError
+from degrade.job.prepare import Prepared
 from degrade.records.contract import JobFacts
 from degrade.records.store import RecordStore
 
@@ -70,8 +71,8 @@ def job_fields(cfg: RunConfig) -> dict[str, str]:
     }
 
 
-def job_facts(cfg: RunConfig, prepared: Any, settings_hash: str, image_filename: str | None) -> JobFacts:
-    """What every record of the job says of how it ran (``prepared``: its :class:`~degrade.job.prepare.Prepared`)."""
+def job_facts(cfg: RunConfig, prepared: Prepared, settings_hash: str, image_filename: str | None) -> JobFacts:
+    """What every record of the job says of how it ran."""
     c, loaded = cfg, prepared.loaded
     return JobFacts(
         experiment=c.experiment.name,
@@ -99,7 +100,7 @@ def context_of(model: Any) -> int | None:
     return next((int(v) for v in found if isinstance(v, int) and v > 0), None)
 
 
-def check_context(cfg: RunConfig, prepared: Any) -> None:
+def check_context(cfg: RunConfig, prepared: Prepared) -> None:
     """Refuse a generation longer than the model can take: the longest prompt and ``max_new_tokens`` together.
 
     The limit is the model's context, or ``model.max_seq_length`` when that is smaller (it caps every

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:  # the config module reads this registry to check a name
+    from degrade.judge.config import BackendConfig
 
 # name -> "module:Class"; a new backend is one module plus one line here and one YAML in conf/judge/backend/.
 BACKENDS = {
@@ -42,7 +45,7 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(cfg: Any) -> Backend:
+def make_backend(cfg: BackendConfig) -> Backend:
     """The backend registered under ``cfg.name``, built from its :class:`~degrade.judge.config.BackendConfig`."""
     module, _, cls = BACKENDS[cfg.name].partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)

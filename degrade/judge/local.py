@@ -23,6 +23,7 @@ from degrade.config.schema import ModelConfig
 from degrade.generation.text import generate
 from degrade.judge import constrained
 from degrade.judge.backends import Completion
+from degrade.judge.config import BackendConfig
 from degrade.model.loading import load
 from degrade.records.contract import GenParams
 
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 class LocalBackend:
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.batch_size = cfg.batch_size
         self.loaded = load(ModelConfig(name=cfg.model, source=cfg.source, dtype=cfg.dtype), cfg.device)

@@ -22,6 +22,7 @@ from typing import Any
 
 from degrade.errors import ConfigError, DegradeError
 from degrade.judge.backends import Completion
+from degrade.judge.config import BackendConfig
 from degrade.judge.exchange import Exchange, Reply, Unreachable
 from degrade.judge.redact import Redactor, api_key, public_url
 
@@ -35,7 +36,7 @@ class NotACompletion(ValueError):
 
 
 class OpenAIBackend:
-    def __init__(self, cfg: Any) -> None:
+    def __init__(self, cfg: BackendConfig) -> None:
         self.cfg = cfg
         self.batch_size = cfg.batch_size
         self.redact = Redactor.of(cfg)

@@ -20,6 +20,7 @@ from typing import Any
 
 from degrade.judge import jobs
 from degrade.judge.backends import Backend, make_backend
+from degrade.judge.config import JudgeAppConfig
 from degrade.judge.dryrun import estimate
 from degrade.judge.redact import Redactor, redacted_logs
 from degrade.judge.rubric import (
@@ -67,7 +68,7 @@ class Task:
     transport_retries: int = 0
 
 
-def judge_run(cfg: Any) -> Summary:
+def judge_run(cfg: JudgeAppConfig) -> Summary:
     """Judge the records under ``cfg.run`` with ``cfg.judge`` (a :class:`~degrade.judge.config.JudgeAppConfig`).
 
     Every job dir it will write in is checked and held before the first call (:mod:`degrade.judge.jobs`).
