@@ -1,4 +1,4 @@
-"""Benchmark degrade on the embedded SmolLM2: five ratios against their targets, written as JSON.
+"""Benchmark degrade on the embedded SmolLM2: its ratios against their targets, written as JSON.
 
     python scripts/bench.py --out bench.json            # the full run (~5 min on 2 idle CPU cores)
     python scripts/bench.py --out bench.json --quick    # smaller sizes (~1½ min); ratios not comparable

@@ -75,3 +75,16 @@ class Context:
     tmp: Path
     progress: Progress
     commands: list[str] = field(default_factory=list)
+
+
+SPEED_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16", "amx_int8")
+
+
+def cpu_flags() -> list[str]:
+    """The CPU features that decide how fast a model runs here (AVX-512, native bf16, AMX), from /proc/cpuinfo."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return []
+    flags = set(next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), []))
+    return [f for f in SPEED_FLAGS if f in flags]

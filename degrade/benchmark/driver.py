@@ -16,6 +16,7 @@ import torch
 import transformers
 
 from degrade.benchmark import (
+    bf16_drift,
     cell_overhead,
     generate_efficiency,
     multirun_speedup,
@@ -23,7 +24,7 @@ from degrade.benchmark import (
     resume_skip,
     vllm_speedup,
 )
-from degrade.benchmark.context import Context, Sizes
+from degrade.benchmark.context import Context, Sizes, cpu_flags
 from degrade.benchmark.notes import NOTES
 from degrade.benchmark.progress import Progress
 from degrade.benchmark.timing import foreign_cpu, timed
@@ -35,6 +36,7 @@ PARTS: dict[str, Callable[[Context], dict[str, Any]]] = {
     "generate_efficiency": generate_efficiency.measure,
     "restore_vs_copy": restore_vs_copy.measure,
     "cell_overhead_share": cell_overhead.measure,
+    "bf16_speed": bf16_drift.measure,
     "multirun_speedup": multirun_speedup.measure,
     "resume_skip_share": resume_skip.measure,
     "vllm_speedup": vllm_speedup.measure,
@@ -54,6 +56,7 @@ def machine(loaded: loading.Loaded) -> dict[str, Any]:
         "torch": torch.__version__,
         "transformers": transformers.__version__,
         "python": platform.python_version(),
+        "cpu_flags": cpu_flags(),
         "platform": platform.platform(),
         "device": str(loaded.device),
         "device_name": name,

@@ -17,8 +17,10 @@ TARGETS: dict[str, tuple[str, float]] = {
     "cell_overhead_share": ("<=", 0.05),
     "multirun_speedup": (">=", 1.5),
     "resume_skip_share": ("<=", 0.05),
-    # the study-shaped sweep in under half the time: generation at twice the tokens/s
+    # the study-shaped sweep in at most half the wall time of the transformers backend
     "vllm_speedup": (">=", 2.0),
+    # a measured choice, not a goal: bf16's speed beside how far it moves the clean model (its raw figures)
+    "bf16_speed": (">=", 1.0),
 }
 
 

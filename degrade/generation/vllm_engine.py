@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,7 +98,13 @@ class Engine:
     device: str
     share: float
     load_s: float
-    clean: bool = True
+    dirty: frozenset[str] | None = frozenset()  # the blocks whose weights differ from the clean ones (None: any)
+    start_claimed: bool = False
+
+    def claim_start_seconds(self) -> float:
+        """The seconds the engine took to start, the first time they are asked for; 0 after (a reused engine)."""
+        seconds, self.start_claimed = (0.0 if self.start_claimed else self.load_s), True
+        return seconds
 
     @property
     def reserved_bytes(self) -> int:
@@ -128,17 +134,24 @@ class Engine:
             raise DegradeError(f"model.backend=vllm: {str(exc).splitlines()[0]}") from None
         return cls(llm, device, share, time.perf_counter() - start)
 
-    def load(self, model: nn.Module, *, clean: bool) -> None:
-        """Hand every weight of ``model`` to the engine in checkpoint names.
+    def load(self, model: nn.Module, *, clean: bool, names: Collection[str] | None = None) -> None:
+        """Hand the engine the weights of ``model`` that may differ from what it holds, in checkpoint names.
 
-        Nothing is handed when the engine holds clean weights and ``model``'s are clean too.
+        Only the damaged group changes between cells: with ``names`` (the group's tensors) the engine is
+        handed the blocks holding them (a layer's attention or MLP, every tensor of it, so that a layer
+        the engine fuses — q/k/v, gate/up — is loaded whole), and the blocks it holds damaged from before.
+        A tensor outside a numbered layer's block, or no ``names``, hands every weight. Nothing is handed
+        when the engine holds clean weights and ``model``'s are clean too.
         """
-        if clean and self.clean:
+        if clean and self.dirty == frozenset():  # None is "any block may be damaged": not clean
             return
-        weights = iter(model.state_dict().items())
+        changed = blocks(names) if names is not None else None
+        send = None if changed is None or self.dirty is None else changed | self.dirty
+        state = model.state_dict()
+        weights = iter(state.items() if send is None else [(k, v) for k, v in state.items() if _block(k) in send])
         self.llm.collective_rpc("reload_weights", kwargs={"weights_iterator": weights, "is_checkpoint_format": True})
         self.llm.reset_prefix_cache()
-        self.clean = clean
+        self.dirty = frozenset() if clean else changed
 
     def generate(
         self,
@@ -167,6 +180,19 @@ class Engine:
             n_in, ids = len(request.ids), tuple(answer.token_ids)
             samples.append(Sample(answer.text.strip(), n_in, len(ids), duration, reason, ids))
         return samples
+
+
+def _block(name: str) -> str | None:
+    """The block of a state-dict key: its module's parent (``model.layers.3.mlp``), when that sits in a numbered
+    layer; else None."""
+    parent = name.rsplit(".", 2)[0]
+    return parent if any(part.isdigit() for part in parent.split(".")) else None
+
+
+def blocks(names: Collection[str]) -> frozenset[str] | None:
+    """The blocks holding the tensors ``names``; None when one of them is in no block (then every weight goes)."""
+    found = {_block(n) for n in names}
+    return None if None in found else frozenset(found)
 
 
 def _sampling_params(cls: Any, params: GenParams, seed: int, min_new_tokens: int = 0) -> Any:

@@ -103,7 +103,7 @@ class CellRunner:
                 self.measured = self.fidelity.measure(prompts)
         if self.prepared.engine is not None:  # hand the cell's weights to the serving engine (none if clean twice)
             with self.timed("reload"):
-                self.prepared.engine.load(model, clean=weights == self.prepared.snapshot.clean_fingerprint)
+                self.prepared.engine.load(model, clean=clean, names=self.prepared.group.names)
         text.set_all_seeds(cfg.seed_base + cell.repeat)
         label = f"cell {number}/{count}  {deg.method}={cell.level:g} rep {cell.repeat}"
         tokens = (self._tasks if self.tasks is not None else self._batches)(label, facts, prompts)

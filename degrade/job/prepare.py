@@ -66,6 +66,7 @@ class Prepared:
     encoded: dict[str, list[int]]
     generator: Generator  # the one generation of this job: the vLLM engine, the model with an image, or on text
     engine: Engine | None = None  # model.backend=vllm: the engine that generates; the loaded model keeps the weights
+    engine_start_s: float = 0.0  # the engine's start, for the job that started it (later jobs of the process reuse it)
 
     @property
     def device(self) -> torch.device:
@@ -94,7 +95,8 @@ def prepare(cfg: RunConfig, shown: Shown) -> Prepared:
     params = text.effective_params(loaded.model, cfg.generation)
     encoded = {p.id: text.encode(loaded.tokenizer, p.text) for p in shown.prompts}
     engine = engine_for(loaded, cfg) if loaded.backend == "vllm" else None
-    return Prepared(loaded, group, snapshot, params, encoded, generator(loaded, shown, engine), engine)
+    started = engine.claim_start_seconds() if engine is not None else 0.0
+    return Prepared(loaded, group, snapshot, params, encoded, generator(loaded, shown, engine), engine, started)
 
 
 def generator(loaded: loading.Loaded, shown: Shown, engine: Engine | None) -> Generator:

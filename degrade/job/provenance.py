@@ -15,6 +15,23 @@ import torch
 
 from degrade.paths import ROOT
 
+_STARTED: list[float] = []  # when this process's first job started, once it has
+
+
+def process_start_seconds(now: float) -> float:
+    """Seconds from this process's creation to ``now`` (a ``time.time()``) for its first job, 0 for the later ones.
+
+    The interpreter's start, the imports and Hydra's composition come before a process's first job; the later
+    jobs of a multirun share that process.
+    """
+    if _STARTED:
+        return 0.0
+    _STARTED.append(now)
+    import psutil
+
+    return max(now - psutil.Process().create_time(), 0.0)
+
+
 PACKAGES = (
     "degrade",
     "torch",

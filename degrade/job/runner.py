@@ -72,6 +72,7 @@ class Job:
         self.shown = shown(cfg.experiment)
         self.cells = cells(cfg)
         self.started = time.perf_counter()
+        self.process_start_s = provenance.process_start_seconds(time.time())
 
     # -- the way through a job, top to bottom ------------------------------------------------------------
 
@@ -199,6 +200,8 @@ class Job:
             timings = dict(runner.timings) if runner else {"cells": 0}
             timings["views_s"] = timings.get("views_s", 0.0) + time.perf_counter() - start
             timings["load_s"] = prepared.loaded.load_s if prepared and not prepared.loaded.cache_hit else 0.0
+            timings["engine_start_s"] = prepared.engine_start_s if prepared else 0.0
+            timings["process_start_s"] = self.process_start_s
             timings["total_s"] = time.perf_counter() - self.started
             self.meta.update(
                 end_time=_now(),

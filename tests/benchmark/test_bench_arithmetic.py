@@ -85,3 +85,24 @@ def test_a_long_part_is_never_silent(caplog) -> None:
     beats = [r.getMessage() for r in caplog.records if "still running" in r.getMessage()]
     assert beats and all(m.startswith("[") and "cell_overhead_share: still running" in m for m in beats)
     assert beats[-1].endswith("s in, the job)")
+
+
+def test_a_sweeps_wall_time_is_split_into_its_jobs_parts_and_the_rest() -> None:
+    from degrade.benchmark.vllm_speedup import breakdown
+
+    first = {"process_start_s": 4.0, "load_s": 2.0, "engine_start_s": 7.5, "reload_s": 1.0, "generate_s": 30.0}
+    second = {"process_start_s": 0.0, "load_s": 0.0, "engine_start_s": 0.0, "reload_s": 1.5, "generate_s": 20.0}
+    for job in (first, second):
+        job.update(restore_s=0.25, damage_s=0.25, record_s=0.1, views_s=0.4)
+    parts = breakdown(70.0, [first, second])
+    assert parts == {
+        "process_start": 4.0,
+        "model_load": 2.0,
+        "engine_start": 7.5,
+        "hand_over": 2.5,
+        "restore_damage": 1.0,
+        "generation": 50.0,
+        "writing": 1.0,
+        "other": 2.0,
+    }
+    assert sum(parts.values()) == pytest.approx(70.0)

@@ -156,3 +156,54 @@ def test_killed_mid_cell_and_resumed_gives_every_record_once(tmp_path) -> None:
     keys = [record_key(r) for r in frame.to_dict("records")]
     assert len(keys) == len(set(keys)) == 12
     assert 0 < killed_at < 12
+
+
+@needs_vllm
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_handing_over_the_damaged_blocks_gives_the_answers_of_a_whole_hand_over(tmp_path, monkeypatch) -> None:
+    from degrade.generation import vllm_engine
+
+    os.environ.update(ENV)
+    args = (*GREEDY, "degradation.levels=[0,0.2,0.3]", "model.backend=vllm")
+    handed: list[int] = []
+    real_load = vllm_engine.Engine.load
+
+    def counting(self, model, **kwargs):
+        rpc = self.llm.collective_rpc
+
+        def spy(method, kwargs=None, **rest):
+            weights = list(kwargs["weights_iterator"])
+            handed.append(len(weights))
+            return rpc(method, kwargs={**kwargs, "weights_iterator": iter(weights)}, **rest)
+
+        self.llm.collective_rpc = spy
+        try:
+            return real_load(self, model, **kwargs)
+        finally:
+            del self.llm.collective_rpc
+
+    with monkeypatch.context() as patch:
+        patch.setattr(vllm_engine.Engine, "load", counting)
+        run_job(compose_cfg(*args), tmp_path / "blocks")
+        blocks_handed = list(handed)
+        handed.clear()
+        patch.setattr(vllm_engine, "blocks", lambda names: None)  # every weight, every time
+        run_job(compose_cfg(*args), tmp_path / "whole")
+    assert blocks_handed and handed and max(blocks_handed) < min(handed)  # fewer tensors, each time
+    assert records(tmp_path / "blocks").output.tolist() == records(tmp_path / "whole").output.tolist()
+
+
+@needs_vllm
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_a_group_an_earlier_job_damaged_is_handed_back_clean(tmp_path) -> None:
+    """The engine outlives a job: blocks another group left damaged go back to clean with the next hand-over."""
+    os.environ.update(ENV)
+    run_job(compose_cfg(*GREEDY, "degradation.levels=[0]", "model.backend=vllm"), tmp_path / "clean")
+    attn = compose_cfg(*GREEDY, "param_group=attn", "degradation.levels=[0.5]", "model.backend=vllm")
+    run_job(attn, tmp_path / "attn")
+    run_job(compose_cfg(*GREEDY, "degradation.levels=[0,0.1]", "model.backend=vllm"), tmp_path / "again")
+    clean, again = records(tmp_path / "clean"), records(tmp_path / "again")
+    assert records(tmp_path / "attn").output.tolist() != clean.output.tolist()
+    assert again[again.level_index == 0].output.tolist() == clean.output.tolist()

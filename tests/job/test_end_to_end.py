@@ -232,3 +232,16 @@ def test_image_mistakes_are_one_line(tmp_path, args: list[str], needle: str) -> 
     result = run_cli(*args, f"hydra.run.dir={tmp_path}")
     output = result.stdout + result.stderr
     assert result.returncode == 2 and needle in output and "Traceback" not in output
+
+
+def test_a_processs_start_is_timed_in_its_first_job_only(tmp_path) -> None:
+    """metadata.json's timings split a sweep's wall time: the process's start (imports, Hydra) goes to its first job."""
+    sweep = tmp_path / "sweep"
+    args = ["--multirun", "model=tiny_random", "experiment.limit=1", "generation.max_new_tokens=2"]
+    done = run_cli(*args, "degradation.levels=[0]", "degradation=mult_gauss,ablation", f"hydra.sweep.dir={sweep}")
+    assert done.returncode == 0, done.stdout + done.stderr
+    timings = [json.loads(p.read_text())["timings"] for p in sweep.glob("*/metadata.json")]
+    second, first = sorted(timings, key=lambda t: t["process_start_s"])
+    assert first["process_start_s"] > 0.5  # the interpreter and the imports of torch, Transformers and Hydra
+    assert second["process_start_s"] == 0
+    assert first["engine_start_s"] == second["engine_start_s"] == 0  # no serving engine on this backend
