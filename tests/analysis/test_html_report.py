@@ -210,3 +210,26 @@ def test_the_study_size_report_loads_and_filters(browser, tmp_path) -> None:
     )  # the first method shown
     assert text.startswith(f"{want} records match"), text
     print(f"19,000 records, {page.stat().st_size / 1e6:.1f} MB: load {load:.2f} s, search {search:.2f} s")
+
+
+@pytest.mark.slow
+def test_a_sweep_of_the_embedded_model_is_browsed_and_pictured(browser, tmp_path) -> None:
+    """A real SmolLM2 sweep (two methods, three levels): the outputs shown are its records; the browser's
+    screenshot of the outputs tab is saved under the report, as report/outputs_browser.png."""
+    for method in ("mult_gauss", "ablation"):
+        levels = "degradation.levels=[0,0.1,0.3]" if method == "mult_gauss" else "degradation.levels=[0,0.2,0.5]"
+        args = ("experiment=dreams", "experiment.limit=3", "generation.max_new_tokens=40")
+        run_job(compose_cfg(f"degradation={method}", *args, levels), tmp_path / "sweep" / method)
+    report = tmp_path / "sweep" / "report"
+    write_report(tmp_path / "sweep", report)
+    records = pd.read_parquet(report / "all_records.parquet")
+    open_page(browser, report / "index.html")
+    browser.find_element("id", "tab-outputs").click()
+    prompt = sorted(records.prompt_id)[0]
+    choose(browser, "prompt", prompt)
+    want = records[(records.prompt_id == prompt) & (records.degradation_method == "ablation")]
+    assert shown(browser) == {(float(r.level_value), int(r.repeat_index)): r.output for r in want.itertuples()}
+    picture = report / "outputs_browser.png"
+    assert browser.save_screenshot(str(picture))
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and picture.stat().st_size > 10_000
+    print(f"screenshot: {picture}")
