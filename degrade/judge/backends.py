@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:  # the config module reads this registry to check a name
-    from degrade.judge.config import BackendConfig
+from typing import Any, Protocol
 
 # name -> "module:Class"; a new backend is one module plus one line here and one YAML in conf/judge/backend/.
 BACKENDS = {
@@ -45,7 +42,14 @@ class Backend(Protocol):
         ...
 
 
-def make_backend(cfg: BackendConfig) -> Backend:
+class Named(Protocol):
+    """What choosing a backend reads of its :class:`~degrade.judge.config.BackendConfig` (which imports this
+    registry to check a name, so this module does not import it)."""
+
+    name: str
+
+
+def make_backend(cfg: Named) -> Backend:
     """The backend registered under ``cfg.name``, built from its :class:`~degrade.judge.config.BackendConfig`."""
     module, _, cls = BACKENDS[cfg.name].partition(":")
     return getattr(importlib.import_module(module), cls)(cfg)
