@@ -38,15 +38,12 @@ def measure(ctx: Context) -> dict[str, Any]:
 
     answers(fp32), answers(bf16)  # warm-up
     seconds: dict[str, list[float]] = {"float32": [], "bfloat16": []}
+    last: dict[str, list[text.Sample]] = {}  # each dtype's answers (greedy: the same every round)
     for _ in range(2):  # interleaved
         for name, model in (("float32", fp32), ("bfloat16", bf16)):
-            took, samples = answers(model)
+            took, last[name] = answers(model)
             seconds[name].append(took)
-            tokens = sum(s.tokens_out for s in samples)
-            if name == "float32":
-                reference, fp32_tokens = samples, tokens
-            else:
-                other, bf16_tokens = samples, tokens
+    reference, other = last["float32"], last["bfloat16"]
     ctx.progress.step("greedy answers in both dtypes")
     drift = [
         compare(
@@ -56,8 +53,8 @@ def measure(ctx: Context) -> dict[str, Any]:
         for prompt, ref in zip(encoded, reference)
         if ref.ids
     ]
-    fp32_rate = fp32_tokens / min(seconds["float32"])
-    bf16_rate = bf16_tokens / min(seconds["bfloat16"])
+    fp32_rate = sum(s.tokens_out for s in reference) / min(seconds["float32"])
+    bf16_rate = sum(s.tokens_out for s in other) / min(seconds["bfloat16"])
     positions = sum(d.positions for d in drift)
     return result(
         "bf16_speed",
