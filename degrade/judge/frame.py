@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from degrade.judge import jobs
 from degrade.judge.store import JOURNAL, field_types, rates, read_judgments
 from degrade.records.collect import Sources, collect, sources
 from degrade.records.contract import KEY_FIELDS
@@ -29,14 +30,21 @@ def read_all(root: Path, *, relative: bool = True) -> pd.DataFrame:
     """Every judgment under ``root`` (one row per record, rubric and judge hash), with ``job_dir``.
 
     ``job_dir`` is relative to ``root`` (``relative``), else the path as given, as
-    :func:`degrade.records.collect.collect` names the job dirs of one dir or of several paths.
+    :func:`degrade.records.collect.collect` names the jobs of one dir or of several paths; the judgments kept
+    beside a result file (:func:`degrade.judge.jobs.home`) name the file. ``root`` may be a result file: its
+    judgments are read from beside it.
     """
+    root = Path(root)
+    if root.is_file():
+        path = jobs.home(root) / JOURNAL
+        return pd.DataFrame([{**j, "job_dir": root.as_posix()} for j in read_judgments(path)])
     rows = []
-    for path in sorted(Path(root).rglob(JOURNAL)):
-        job = path.parent.relative_to(root)
-        if any(part.startswith("previous-") for part in job.parts):
+    for path in sorted(root.rglob(JOURNAL)):
+        if any(part.startswith("previous-") for part in path.parent.relative_to(root).parts):
             continue
-        rows += [{**j, "job_dir": (job if relative else path.parent).as_posix()} for j in read_judgments(path)]
+        job = jobs.rated_file(path.parent) or path.parent
+        name = (job.relative_to(root) if relative else job).as_posix()
+        rows += [{**j, "job_dir": name} for j in read_judgments(path)]
     return pd.DataFrame(rows)
 
 
@@ -48,7 +56,7 @@ def judgments_frame(root: Path | str) -> pd.DataFrame:
 def add_judgments(records: pd.DataFrame, root: Sources) -> pd.DataFrame:
     """``records`` (as ``records.collect.collect`` read them from ``root``) with the judgments under ``root``.
 
-    ``root`` is what was collected: one dir, or several paths (the dirs among them are searched).
+    ``root`` is what was collected: one dir or result file, or several paths (each searched, files included).
 
     Where a rubric was judged with several settings (another judge model, an edited rubric), the
     most recent judge hash is used, and a warning names the others. A judgment is joined only to the
@@ -56,7 +64,7 @@ def add_judgments(records: pd.DataFrame, root: Sources) -> pd.DataFrame:
     """
     paths = sources(root)
     relative = len(paths) == 1 and paths[0].is_dir()  # as collect names job dirs
-    found = [read_all(p, relative=relative) for p in paths if p.is_dir()]
+    found = [read_all(p, relative=relative) for p in paths]
     judgments = pd.concat(found, ignore_index=True) if found else pd.DataFrame()
     if judgments.empty:
         return records

@@ -74,7 +74,7 @@ def judge_run(cfg: JudgeAppConfig) -> Summary:
     Every job dir it will write in is checked and held before the first call (:mod:`degrade.judge.jobs`).
     """
     root, jc = Path(cfg.run), cfg.judge
-    jobs.refuse_a_file(root)
+    jobs.refuse_a_file_of_a_job(root)
     settings = judge_settings(jc.rubric, jc.backend)
     summary = Summary(judge_hash=settings_hash(settings))
     items = select(collect(root), jc.rubric, jc.sample, jc.seed)

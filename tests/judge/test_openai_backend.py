@@ -93,7 +93,7 @@ def test_429_500_dropped_connection_and_bad_answers_are_retried_then_recorded(ru
 def test_key_from_the_environment_is_sent_and_never_written(run_dir, monkeypatch) -> None:
     secret = "sk-test-0123456789abcdef"
     monkeypatch.setenv("JUDGE_TEST_KEY", secret)
-    server = serve(lambda body: ANSWER)
+    server = serve(lambda body: ANSWER, delay=0.3)  # answers take a while: the streams overlap even on a busy CPU
     judge(run_dir, server, "judge.backend.api_key_env=JUDGE_TEST_KEY", "judge.backend.concurrency=3")
     assert {r["auth"] for r in server.requests} == {f"Bearer {secret}"}
     assert 1 < server.max_in_flight <= 3
