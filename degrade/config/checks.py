@@ -98,3 +98,36 @@ def check_image(key: str, path: str) -> None:
         ) from None
     except Exception as exc:  # noqa: BLE001 - whatever PIL raises, the file is not an image it can show
         raise ConfigError(key, f"{path}: not an image PIL can read ({str(exc).splitlines()[0][:100]})") from None
+
+
+# The data of the optional measures (degrade/scoring/semantic.py): what NLTK's WordNet reader and sentence-transformers
+# need in the dirs the user gives.
+WORDNET_FILES = ("lexnames", "index.noun", "data.noun", "index.verb", "data.verb", "index.adj", "data.adj")
+SENTENCE_MODEL_FILES = ("modules.json", "config.json")  # what sentence-transformers saves in a model dir
+
+
+def wordnet_problem(path: str) -> str | None:
+    """Why ``path`` is no WordNet database dir NLTK can read; None when it is one."""
+    if not Path(path).is_dir():
+        return f"{path} is no dir"
+    missing = [name for name in WORDNET_FILES if not (Path(path) / name).is_file()]
+    if missing:
+        return f"{path} lacks {', '.join(missing)}: give a dir of WordNet's database files (index.noun, data.noun, …)"
+    with open(Path(path) / "data.noun", "rb") as f:
+        if b"\r\n" in f.read(1 << 16):
+            # the files address each synset by its byte offset, counted with one byte per line end
+            return (
+                f"{path}/data.noun has Windows line ends (CRLF), which move every synset off its byte offset; "
+                "convert the files to plain line ends (dos2unix, or tr -d '\\r') into a dir of their own"
+            )
+    return None
+
+
+def sentence_model_problem(path: str) -> str | None:
+    """Why ``path`` is no saved sentence-transformers model; None when it is one."""
+    if not Path(path).is_dir():
+        return f"{path} is no dir"
+    missing = [name for name in SENTENCE_MODEL_FILES if not (Path(path) / name).is_file()]
+    if missing:
+        return f"{path} lacks {', '.join(missing)}: give the dir of a saved sentence-transformers model"
+    return None

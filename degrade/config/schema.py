@@ -21,7 +21,9 @@ from degrade.config.checks import (
     check_patterns,
     check_seeds,
     check_view_name,
+    sentence_model_problem,
     view_name,
+    wordnet_problem,
 )
 from degrade.config.experiment import (  # noqa: F401 - the experiment group's schemas, re-exported
     REFERENCE_TEXT,
@@ -210,6 +212,21 @@ class MemoryConfig:
 
 
 @dataclass
+class MeasuresConfig:
+    """The thesis's measures that need data of the user's (degrade/scoring/semantic.py); null: off."""
+
+    wordnet: Optional[str] = None  # a dir of WordNet's database files: wordnet_depth
+    sentence_model: Optional[str] = None  # a saved sentence-transformers model dir: sentence_similarity
+
+    def __post_init__(self) -> None:
+        for key, problem in (("wordnet", wordnet_problem), ("sentence_model", sentence_model_problem)):
+            path = getattr(self, key)
+            if path is not None:
+                why = problem(path)
+                require(why is None, f"measures.{key}", str(why))
+
+
+@dataclass
 class RunConfig:
     model: ModelConfig = MISSING
     experiment: ExperimentConfig = MISSING
@@ -217,6 +234,7 @@ class RunConfig:
     param_group: ParamGroupConfig = MISSING
     generation: GenerationConfig = MISSING
     memory: MemoryConfig = field(default_factory=MemoryConfig)
+    measures: MeasuresConfig = field(default_factory=MeasuresConfig)
     seed: int = 42
     device: str = "auto"  # auto | cpu | cuda | cuda:N
     name_suffix: str = "${experiment.name}"

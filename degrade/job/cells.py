@@ -24,6 +24,7 @@ from degrade.records.contract import CellFacts, JobFacts, make_record
 from degrade.records.store import RecordStore
 from degrade.scoring.answers import score_output
 from degrade.scoring.perplexity import perplexity
+from degrade.scoring.semantic import Semantic
 from degrade.units import hms
 
 log = logging.getLogger(__name__)
@@ -51,9 +52,17 @@ class CellRunner:
     """
 
     def __init__(
-        self, cfg: RunConfig, prepared: Prepared, shown: Shown, store: RecordStore, job: JobFacts, total: int
+        self,
+        cfg: RunConfig,
+        prepared: Prepared,
+        shown: Shown,
+        store: RecordStore,
+        job: JobFacts,
+        total: int,
+        semantic: Semantic,
     ) -> None:
         self.cfg, self.prepared, self.shown, self.store, self.job = cfg, prepared, shown, store, job
+        self.semantic = semantic  # measures.wordnet, measures.sentence_model
         self.policy = MemoryPolicy(cfg.memory, prepared.loaded.device, cfg.generation.max_batch_size)
         self.timings: Counter[str] = Counter()
         self.generated, self.total, self.started = 0, total, time.perf_counter()
@@ -166,6 +175,7 @@ class CellRunner:
                         memory=used,
                         scores={
                             **score_output(s.text, answers=p.answers, cookie_theft=self.cfg.experiment.info_units),
+                            **self.semantic.measure(s.text),
                             **self.measured.get(p.id, {}),  # experiment.fidelity
                         },
                     )

@@ -1,8 +1,9 @@
-"""Rescoring stored outputs when only what scores them changed: answers, units, the rules, the ``nlp`` extra.
+"""Rescoring stored outputs when only what scores them changed: answers, units, the rules, extras, measure data.
 
 Scores are computed from ``output`` alone, so a change of the accepted answers (inline or in
 ``experiment.answers_file``), of ``experiment.info_units``, of the scoring rules
-(:data:`degrade.scoring.RULES_VERSION`) or of the ``nlp`` extra need not generate anything: every
+(:data:`degrade.scoring.RULES_VERSION`), of the ``nlp`` extra or of the data of ``measures``
+need not generate anything: every
 record of the dir's earlier settings is scored again from its output and takes this run's settings
 hash, so one hash never covers two answer keys. The journal it replaces is kept in a ``previous-*``
 dir with the metadata that described it.
@@ -20,21 +21,23 @@ from degrade.records.aside import keep_copies
 from degrade.records.store import JOURNAL, METADATA, RecordStore
 from degrade.scoring import textmeasures
 from degrade.scoring.answers import score_output
+from degrade.scoring.semantic import Semantic
 
 log = logging.getLogger(__name__)
 
 
-def record_scores(output: str, answers: Sequence[str] | None, info_units: bool) -> dict[str, Any]:
+def record_scores(output: str, answers: Sequence[str] | None, info_units: bool, semantic: Semantic) -> dict[str, Any]:
     """Every score field of a record of ``output``, as :func:`degrade.records.contract.make_record` fills them."""
     scores = score_output(output, answers=answers, cookie_theft=info_units)
     return {
         **textmeasures.measure(output),
+        **semantic.measure(output),
         **scores,
         "answers": list(answers) if scores["correct"] is not None else None,
     }
 
 
-def rescore(store: RecordStore, rescoring: Rescoring, cfg: RunConfig, new_hash: str) -> int:
+def rescore(store: RecordStore, rescoring: Rescoring, cfg: RunConfig, new_hash: str, semantic: Semantic) -> int:
     """Score again every record of ``rescoring.old_hash`` from its output, rewrite the journal; return how many.
 
     A record whose prompt is no longer in the set keeps the answers it names (``answers``).
@@ -46,7 +49,7 @@ def rescore(store: RecordStore, rescoring: Rescoring, cfg: RunConfig, new_hash: 
             continue
         prompt = prompts.get(str(record["prompt_id"]))
         answers = prompt.answers if prompt is not None else record.get("answers")
-        scores = record_scores(record.get("output") or "", answers, cfg.experiment.info_units)
+        scores = record_scores(record.get("output") or "", answers, cfg.experiment.info_units, semantic)
         if record.get("task_metrics"):  # lm-eval scored it (experiment.tasks): its `correct` is lm-eval's, kept
             scores = {k: v for k, v in scores.items() if k not in ("correct", "answers")}
         differ += any(record.get(k) != v for k, v in scores.items())

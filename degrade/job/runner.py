@@ -29,6 +29,7 @@ from degrade.records import jobdir
 from degrade.records.aside import keep_copies
 from degrade.records.contract import key_of
 from degrade.records.store import METADATA, RecordStore, write_json
+from degrade.scoring.semantic import Semantic
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,8 @@ class Job:
     def __init__(self, cfg: RunConfig, out_dir: Path, resolved_yaml: str, on_start: Callable[[], None] | None) -> None:
         self.cfg, self.out_dir, self.on_start = cfg, out_dir, on_start
         self.store = RecordStore(out_dir, json_name(cfg), cfg.formats)
-        self.settings = record_settings(cfg)
+        self.semantic = Semantic(cfg.measures.wordnet, cfg.measures.sentence_model)  # its data's digests, taken once
+        self.settings = record_settings(cfg, self.semantic)
         self.meta: dict[str, Any] = {
             "status": "running",
             "start_time": _now(),
@@ -87,6 +89,7 @@ class Job:
             self.meta = {**earlier.model_facts(), **self.meta}
             work = self.work()
             self.log_plan(work)
+            self.semantic.load()  # a measure that cannot read its data stops the job before the model loads
             prepared = prepare(self.cfg, self.shown) if self.missing(work) else None
             if prepared is not None:
                 check_context(self.cfg, prepared)
@@ -101,6 +104,7 @@ class Job:
         self.read(repair=False)
         work = self.work()
         self.log_plan(work)
+        self.semantic.load()
         prepared = prepare(self.cfg, self.shown)
         check_context(self.cfg, prepared)
         try:
@@ -137,7 +141,7 @@ class Job:
         earlier.keep_unreadable_aside()
         self.read(repair=True)  # the journal again, now repairing it (a torn line kept aside, views adopted)
         if rescoring is not None:
-            rescore(self.store, rescoring, self.cfg, self.meta["settings_hash"])
+            rescore(self.store, rescoring, self.cfg, self.meta["settings_hash"], self.semantic)
         write_json(self.out_dir / METADATA, self.meta)
 
     def execute(self, work: dict[Cell, list[Prompt]], prepared: Prepared | None) -> JobSummary:
@@ -175,7 +179,7 @@ class Job:
         )
         write_json(self.out_dir / "param_group.json", prepared.group.summary())
         facts = job_facts(self.cfg, prepared, self.meta["settings_hash"], self.shown.image_filename)
-        runner = CellRunner(self.cfg, prepared, self.shown, self.store, facts, self.missing(work))
+        runner = CellRunner(self.cfg, prepared, self.shown, self.store, facts, self.missing(work), self.semantic)
         failures = CellFailures(self.cfg.degradation.method)
         try:
             for number, (cell, prompts) in enumerate(work.items(), start=1):

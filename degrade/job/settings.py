@@ -3,7 +3,8 @@
 A job dir holds the records of one configuration. Resuming is only right when every setting that
 shapes a record is unchanged: the model and its weights, the method, the parameter group, the
 decoding, the seed, and what scores an output (:data:`SCORING_KEYS`: the accepted answers, the
-Cookie Theft units, the scoring rules' version, the ``nlp`` extra). Levels, repetitions and prompts
+Cookie Theft units, the scoring rules' version, the ``nlp`` extra, the data of ``measures``).
+Levels, repetitions and prompts
 are not among them: a level or repetition added to a configuration is what resume is for, and
 prompts are keyed one by one (an edited or added prompt simply runs). Neither are the launcher,
 the device, the batch size or the log level. A change of the scoring settings alone rescores the
@@ -19,14 +20,29 @@ from typing import Any
 from degrade.config.schema import PromptConfig, RunConfig
 from degrade.generation.sampling import SAMPLER
 from degrade.scoring import RULES_VERSION
+from degrade.scoring.semantic import Semantic
 from degrade.scoring.textmeasures import nlp_available
 
 # The settings that only score a stored output: a change of these alone rescores, never regenerates.
-SCORING_KEYS = frozenset({"experiment.info_units", "scoring.answers", "scoring.rules_version", "scoring.nlp"})
+SCORING_KEYS = frozenset(
+    {
+        "experiment.info_units",
+        "scoring.answers",
+        "scoring.rules_version",
+        "scoring.nlp",
+        "scoring.wordnet",  # the digest of measures.wordnet's data (keyed only when on)
+        "scoring.sentence_model",  # the digest of measures.sentence_model's files (keyed only when on)
+    }
+)
 
 
-def record_settings(cfg: RunConfig) -> dict[str, Any]:
-    """The settings that shape a record, flat (``generation.max_new_tokens``: 80, …)."""
+def record_settings(cfg: RunConfig, semantic: Semantic | None = None) -> dict[str, Any]:
+    """The settings that shape a record, flat (``generation.max_new_tokens``: 80, …).
+
+    ``semantic`` is the job's :class:`~degrade.scoring.semantic.Semantic` (its data dirs' digests, taken once);
+    None takes them now from ``cfg.measures``.
+    """
+    semantic = semantic if semantic is not None else Semantic(cfg.measures.wordnet, cfg.measures.sentence_model)
     model, exp, deg, group, gen = cfg.model, cfg.experiment, cfg.degradation, cfg.param_group, cfg.generation
     return {
         "model.name": model.name,
@@ -41,6 +57,7 @@ def record_settings(cfg: RunConfig) -> dict[str, Any]:
         "scoring.answers": answers_hash(exp.prompts),
         "scoring.rules_version": RULES_VERSION,
         "scoring.nlp": nlp_available(),  # without the nlp extra, zipf_frequency and type_lemma_ratio are null
+        **semantic.settings(),
         "experiment.perplexity.enabled": exp.perplexity.enabled,
         "experiment.perplexity.text": exp.perplexity.text if exp.perplexity.enabled else None,
         "seed": cfg.seed_base,

@@ -210,16 +210,19 @@ def legacy_model_names(record: dict[str, Any], names: dict[str, str]) -> dict[st
 
 
 def _say_missing_measures(records: pd.DataFrame) -> None:
-    # The measures a package extra adds are null in records scored without it: say what adds them (the registry's line).
-    for extra in dict.fromkeys(m.extra for m in measures.MEASURES if m.extra):
-        names = [c for c in measures.of_extra(extra) if c in records]
+    # The measures a package extra adds are null in records scored without it: say what adds them (the registry's
+    # line), a warning where the nlp extra is missing; with it installed, only older records lack them. The
+    # semantic extra's measures are off unless their data is given: said as information.
+    for needs in dict.fromkeys(m.needs for m in measures.MEASURES if m.extra):
+        names = [m.column for m in measures.MEASURES if m.extra and m.needs == needs and m.column in records]
         if names and not records[names].notna().any().any():
-            # A warning where the extra is missing; with it installed, only older records lack them.
+            extra = measures.measure_of(names[0]).extra
+            missing = extra == "nlp" and not textmeasures.nlp_available()
             log.log(
-                logging.INFO if textmeasures.nlp_available() else logging.WARNING,
+                logging.WARNING if missing else logging.INFO,
                 "%s: null in every record; %s adds them, to records scored with it",
                 ", ".join(names),
-                measures.measure_of(names[0]).needs,
+                needs,
             )
 
 

@@ -17,7 +17,7 @@ import pyarrow as pa
 from degrade.model.weight_error import WeightDamage
 from degrade.records import legacy
 from degrade.records.arrow import arrow_schema
-from degrade.scoring import textmeasures
+from degrade.scoring import semantic, textmeasures
 
 
 @dataclass(frozen=True)
@@ -106,6 +106,8 @@ class Record:
     lexical_density: Optional[float]
     n_sentences: Optional[int]
     mean_sentence_length: Optional[float]
+    wordnet_depth: Optional[float]  # with measures.wordnet (degrade.scoring.semantic, the thesis's, on the user's data)
+    sentence_similarity: Optional[float]  # with measures.sentence_model (as wordnet_depth)
     # When asked for, else None: fidelity to the clean model (experiment.fidelity), lm-eval's scores (experiment.tasks).
     kl_to_clean: Optional[float]
     top1_agreement: Optional[float]
@@ -120,7 +122,8 @@ class Record:
         return asdict(self)
 
 
-ASKED = ("kl_to_clean", "top1_agreement", "fidelity_tokens", "acc_norm", "task_metrics")  # scores given when asked
+# the scores given when asked
+ASKED = ("kl_to_clean", "top1_agreement", "fidelity_tokens", "acc_norm", "task_metrics", *semantic.COLUMNS)
 
 
 @dataclass(frozen=True)

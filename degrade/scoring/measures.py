@@ -18,6 +18,7 @@ from typing import Literal
 
 Better = Literal["higher", "lower", "either"]
 NLP_INSTALL = "pip install -e '.[nlp]'"
+SEMANTIC_INSTALL = "pip install -e '.[semantic]'"
 
 
 @dataclass(frozen=True)
@@ -30,7 +31,7 @@ class Measure:
         better: ``"higher"``, ``"lower"`` or ``"either"`` (see the module's docstring).
         per_level: One value per level, shared by every record of it (the perplexity of a reference
             text): its repetitions are no samples, so it has no spread and no effect size.
-        extra: The package extra that computes it (``"nlp"``), None when it needs none.
+        extra: The package extra that computes it (``"nlp"``, ``"semantic"``), None when it needs none.
         needs: What a user does to get it when it is null in every record (one line), None when it
             needs nothing beyond its own setting.
     """
@@ -44,6 +45,10 @@ class Measure:
 
 
 _NLP = f"the nlp extra ({NLP_INSTALL})"
+_SEMANTIC = f"the semantic extra ({SEMANTIC_INSTALL}) and"
+_HOW = "(docs/records.md#optional-measures)"
+_WORDNET = f"{_SEMANTIC} measures.wordnet=DIR, a dir of WordNet's database files {_HOW}"
+_SENTENCES = f"{_SEMANTIC} measures.sentence_model=DIR, a saved sentence-transformers model {_HOW}"
 MEASURES: tuple[Measure, ...] = (
     Measure("correct", "accuracy", needs="items with accepted answers (experiment=iq, or experiment.answers_file)"),
     Measure("info_units", "information units", needs="experiment.info_units=true (experiment=cookie_theft)"),
@@ -64,6 +69,10 @@ MEASURES: tuple[Measure, ...] = (
     Measure("zipf_frequency", "Zipf frequency", better="lower", extra="nlp", needs=_NLP),
     Measure("n_sentences", "sentences", better="either"),
     Measure("mean_sentence_length", "mean sentence length", better="either"),
+    # The thesis's measures on the user's data (degrade.scoring.semantic); a generic vocabulary is shallower, and
+    # consecutive sentences that no longer follow one another are less similar.
+    Measure("wordnet_depth", "WordNet depth", extra="semantic", needs=_WORDNET),
+    Measure("sentence_similarity", "consecutive-sentence similarity", extra="semantic", needs=_SENTENCES),
 )
 BY_COLUMN = {m.column: m for m in MEASURES}
 JUDGE_PREFIX = "judge_"  # judge_<rubric>_<field>: a rating, higher is better unless listed below

@@ -16,6 +16,7 @@ is downloaded at run time); without it they are None. The others need no package
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 MAX_PERIOD = 20  # longest repeated phrase, in words
@@ -48,6 +49,26 @@ _FUNCTION_WORDS = {
 }
 
 
+@dataclass(frozen=True)
+class Parts:
+    """A text as the measures read it: its loops cut (``truncated`` says so), its words lower-cased, its sentences."""
+
+    truncated: bool
+    words: list[str]
+    sentences: list[str]
+
+
+def split(text: str) -> Parts:
+    """``text`` with its first repetition loop cut, in words and sentences."""
+    kept, truncated = truncate_loops(text)
+    return Parts(truncated, [w.lower() for w in _WORD.findall(kept)], _sentences(kept))
+
+
+def function_words(language: str) -> frozenset[str] | None:
+    """The closed-class words of ``language`` (None where there is no list for it)."""
+    return _FUNCTION_WORDS.get(language)
+
+
 def nlp_available() -> bool:
     """Whether the ``nlp`` extra (wordfreq, simplemma and stopwordsiso) can be imported."""
     try:
@@ -78,8 +99,13 @@ def truncate_loops(text: str) -> tuple[str, bool]:
 
 
 def _sentences(text: str) -> list[str]:
-    parts = _SENTENCE_END.split(text)
-    return [p for p in parts if _WORD.search(p)]
+    """The sentences of ``text``, each with its end mark, stripped; a piece without a word is none."""
+    parts, start = [], 0
+    for end in _SENTENCE_END.finditer(text):
+        parts.append(text[start : end.end()])
+        start = end.end()
+    parts.append(text[start:])
+    return [p.strip() for p in parts if _WORD.search(p)]
 
 
 def measure(text: str, *, language: str = "en") -> dict[str, Any]:
@@ -96,11 +122,10 @@ def measure(text: str, *, language: str = "en") -> dict[str, Any]:
         a function-word list for ``language``); ``n_sentences``; ``mean_sentence_length`` (words per
         sentence). The ratios are None for a text without words.
     """
-    kept, truncated = truncate_loops(text)
-    words = [w.lower() for w in _WORD.findall(kept)]
-    sentences = _sentences(kept)
+    parts = split(text)
+    words, sentences = parts.words, parts.sentences
     out: dict[str, Any] = {
-        "loop_truncated": truncated,
+        "loop_truncated": parts.truncated,
         "zipf_frequency": None,
         "type_lemma_ratio": None,
         "lexical_density": None,
@@ -109,9 +134,9 @@ def measure(text: str, *, language: str = "en") -> dict[str, Any]:
     }
     if not words:
         return out
-    function_words = _FUNCTION_WORDS.get(language)
-    if function_words is not None:
-        out["lexical_density"] = sum(w not in function_words for w in words) / len(words)
+    closed = function_words(language)
+    if closed is not None:
+        out["lexical_density"] = sum(w not in closed for w in words) / len(words)
     if nlp_available():
         out.update(_lexical(words, language))
     return out

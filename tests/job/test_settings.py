@@ -130,8 +130,8 @@ def test_a_sampled_dir_of_the_batch_wide_sampler_is_refused(tmp_path: Path, monk
 
     real = runner.record_settings
 
-    def before_per_prompt_seeds(cfg):
-        return {k: v for k, v in real(cfg).items() if k != "generation.sampler"}
+    def before_per_prompt_seeds(cfg, semantic=None):
+        return {k: v for k, v in real(cfg, semantic).items() if k != "generation.sampler"}
 
     sampled = (*BASE, "generation=sampling")
     with monkeypatch.context() as patch:
@@ -207,11 +207,12 @@ def test_turning_on_info_units_rescores_instead_of_refusing(finished: Path) -> N
 def test_a_record_rescored_unchanged_keeps_its_scores(iq_run: Path) -> None:
     """What rescoring computes is what the job wrote: a record scored again from its output is the same record."""
     from degrade.job.rescore import record_scores
+    from degrade.scoring.semantic import Semantic
 
     cfg = compose_cfg(*IQ)
     answers = {p.id: p.answers for p in cfg.experiment.prompts}
     for record in (json.loads(line) for line in (iq_run / "records.jsonl").read_text().splitlines()):
-        scores = record_scores(record["output"], answers[record["prompt_id"]], False)
+        scores = record_scores(record["output"], answers[record["prompt_id"]], False, Semantic())
         assert {k: record[k] for k in scores} == scores
 
 
