@@ -163,7 +163,7 @@ class CellRunner:
                 self.policy.on_out_of_memory(len(batch))
                 continue
             pending = pending[len(batch) :]
-            used = self.policy.read()
+            used, units = self.policy.read(), self.cfg.experiment.info_units
             with self.timed("record"):
                 records = [
                     make_record(
@@ -174,7 +174,7 @@ class CellRunner:
                         batch_size=len(batch),
                         memory=used,
                         scores={
-                            **score_output(s.text, answers=p.answers, cookie_theft=self.cfg.experiment.info_units),
+                            **score_output(s.text, answers=p.answers, cookie_theft=units, prompt=p.text),
                             **self.semantic.measure(s.text),
                             **self.measured.get(p.id, {}),  # experiment.fidelity
                         },

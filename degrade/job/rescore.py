@@ -26,9 +26,11 @@ from degrade.scoring.semantic import Semantic
 log = logging.getLogger(__name__)
 
 
-def record_scores(output: str, answers: Sequence[str] | None, info_units: bool, semantic: Semantic) -> dict[str, Any]:
-    """Every score field of a record of ``output``, as :func:`degrade.records.contract.make_record` fills them."""
-    scores = score_output(output, answers=answers, cookie_theft=info_units)
+def record_scores(
+    output: str, answers: Sequence[str] | None, info_units: bool, semantic: Semantic, prompt: str | None
+) -> dict[str, Any]:
+    """Every score field of a record of ``output`` (answering ``prompt``), as the record writer fills them."""
+    scores = score_output(output, answers=answers, cookie_theft=info_units, prompt=prompt)
     return {
         **textmeasures.measure(output),
         **semantic.measure(output),
@@ -49,7 +51,8 @@ def rescore(store: RecordStore, rescoring: Rescoring, cfg: RunConfig, new_hash: 
             continue
         prompt = prompts.get(str(record["prompt_id"]))
         answers = prompt.answers if prompt is not None else record.get("answers")
-        scores = record_scores(record.get("output") or "", answers, cfg.experiment.info_units, semantic)
+        output, shown = record.get("output") or "", record.get("prompt_text")
+        scores = record_scores(output, answers, cfg.experiment.info_units, semantic, shown)
         if record.get("task_metrics"):  # lm-eval scored it (experiment.tasks): its `correct` is lm-eval's, kept
             scores = {k: v for k, v in scores.items() if k not in ("correct", "answers")}
         differ += any(record.get(k) != v for k, v in scores.items())

@@ -136,32 +136,63 @@ def normalize(text: str) -> str:
     return " ".join(_tokens(text))
 
 
-def _contains(haystack: list[str], needle: list[str]) -> bool:
+def _starts(haystack: list[str], needle: list[str]) -> list[int]:
     width = len(needle)
-    return bool(needle) and any(haystack[i : i + width] == needle for i in range(len(haystack) - width + 1))
+    return [i for i in range(len(haystack) - width + 1) if needle and haystack[i : i + width] == needle]
 
 
-def iq_correct(output: str, answers: Sequence[str]) -> int:
+def _neighbours(tokens: list[str], start: int, width: int) -> tuple[str | None, str | None]:
+    return (tokens[start - 1] if start > 0 else None, tokens[start + width] if start + width < len(tokens) else None)
+
+
+def _number(token: str) -> bool:
+    return re.fullmatch(r"-?\d+(?:\.\d+)?", token) is not None
+
+
+def _given(output: list[str], needle: list[str], prompt: list[str] | None) -> bool:
+    """Whether ``needle`` occurs in ``output`` other than as part of a copy of the prompt that holds it.
+
+    An occurrence copies the prompt when its neighbour on either side is the neighbour the needle has in
+    the prompt: for a number, among the numbers alone ("144 divided by 12 is 1.44" copies "144 / 12"), else
+    among all tokens ("carrot, apple, banana" copies the list it was picked from).
+    """
+    if prompt is None or not _starts(prompt, needle):
+        return bool(_starts(output, needle))
+    if len(needle) == 1 and _number(needle[0]):
+        output, prompt = [t for t in output if _number(t)], [t for t in prompt if _number(t)]
+    width = len(needle)
+    copied = {side for i in _starts(prompt, needle) for side in enumerate(_neighbours(prompt, i, width))}
+    return any(
+        not any((side, token) in copied for side, token in enumerate(_neighbours(output, i, width)) if token)
+        for i in _starts(output, needle)
+    )
+
+
+def iq_correct(output: str, answers: Sequence[str], prompt: str | None = None) -> int:
     """Whether an accepted answer occurs in the output as whole tokens, after normalize() on both.
 
     An answer that is only an article ("A" in a multiple-choice item) would normalise to nothing, so
     it is matched with articles kept on both sides instead, and then any "a" in the output counts.
+    An answer the prompt itself holds ("What is 144 / 12?", answer 12; an odd one out among a list)
+    counts only where the output does not merely copy it from the prompt: an occurrence whose neighbour
+    on either side is the one it has in the prompt (among the numbers alone, for a number) is a copy.
 
     Args:
         output: The generated text.
         answers: Accepted answers; a bare string counts as one answer.
+        prompt: The question, for telling a copy of it from an answer; None: every occurrence counts.
 
     Returns:
-        1 if any answer occurs as a contiguous token sequence, else 0.
+        1 if any answer occurs as a contiguous token sequence, other than as a copy of the prompt, else 0.
     """
     answers = [answers] if isinstance(answers, str) else answers
-    tokens = _tokens(output)
-    for answer in answers:
-        needle = _tokens(answer)
-        if _contains(tokens, needle):
-            return 1
-        if not needle and _contains(_tokens(output, drop_articles=False), _tokens(answer, drop_articles=False)):
-            return 1
+    for articles in (False, True):  # an answer that is only an article is matched with articles kept
+        tokens = _tokens(output, drop_articles=not articles)
+        question = _tokens(prompt, drop_articles=not articles) if prompt is not None else None
+        for answer in answers:
+            needle = _tokens(answer, drop_articles=not articles)
+            if (not articles or not _tokens(answer)) and _given(tokens, needle, question):
+                return 1
     return 0
 
 
@@ -245,13 +276,16 @@ def text_metrics(text: str, *, window: int = 50, n: int = 3) -> dict[str, float 
     return {"n_words": count, "ttr": ttr, "mattr": mattr, "repetition_rate": repetition}
 
 
-def score_output(output: str, *, answers: Sequence[str] | None = None, cookie_theft: bool = False) -> dict[str, Any]:
+def score_output(
+    output: str, *, answers: Sequence[str] | None = None, cookie_theft: bool = False, prompt: str | None = None
+) -> dict[str, Any]:
     """Every score for one generated text, as the record writer stores them.
 
     Args:
         output: The generated text.
         answers: Accepted answers of a question item; None or empty for free generation.
         cookie_theft: Whether the prompt asked for a Cookie Theft description.
+        prompt: The prompt's text, so a copy of it is no answer (:func:`iq_correct`).
 
     Returns:
         The text_metrics keys (``mattr`` None below its 50-word window) plus ``correct`` (0/1; None
@@ -261,7 +295,7 @@ def score_output(output: str, *, answers: Sequence[str] | None = None, cookie_th
     units = info_units(output) if cookie_theft else None
     return {
         **text_metrics(output),
-        "correct": iq_correct(output, answers) if answers else None,
+        "correct": iq_correct(output, answers, prompt) if answers else None,
         "info_units": None if units is None else len(units),
         "info_units_list": units,
     }

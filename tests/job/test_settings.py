@@ -212,7 +212,7 @@ def test_a_record_rescored_unchanged_keeps_its_scores(iq_run: Path) -> None:
     cfg = compose_cfg(*IQ)
     answers = {p.id: p.answers for p in cfg.experiment.prompts}
     for record in (json.loads(line) for line in (iq_run / "records.jsonl").read_text().splitlines()):
-        scores = record_scores(record["output"], answers[record["prompt_id"]], False, Semantic())
+        scores = record_scores(record["output"], answers[record["prompt_id"]], False, Semantic(), record["prompt_text"])
         assert {k: record[k] for k in scores} == scores
 
 

@@ -59,6 +59,28 @@ def test_iq_compound_number_words() -> None:
     assert iq_correct("twenty-one", ["1"]) == 0
 
 
+def test_iq_a_number_copied_from_the_question_is_no_answer() -> None:
+    question = "What is 144 / 12?"
+    # 12 sits beside 144 as in the question: a copy of it, and the answer given is 1.44
+    assert iq_correct("144 divided by 12 is 1.44", ["12"], question) == 0
+    assert iq_correct("144 divided by 12 is 1.44", ["12"]) == 1  # without the question every 12 counts
+    assert iq_correct("144 / 12 = 12", ["12"], question) == 1
+    assert iq_correct("12", ["12"], question) == 1
+    assert iq_correct("The answer is twelve.", ["12"], question) == 1
+    # an answer the question does not hold counts wherever it is, a completed sequence included
+    assert iq_correct("93, 94, 95, 96, 97", ["96"], "What number completes the sequence: 93, 94, 95, __, 97?") == 1
+
+
+def test_iq_an_option_copied_with_its_list_is_no_answer() -> None:
+    question = "Which word does not belong: carrot, apple, banana, grape"
+    assert iq_correct("carrot, apple, banana, grape", ["carrot"], question) == 0
+    assert iq_correct("The odd one out is carrot.", ["carrot"], question) == 1
+    choice = "Which word is closest in meaning to 'enormous'? A) huge B) small C) narrow D) little"
+    assert iq_correct("A) huge B) small C) narrow D) little", ["huge", "A"], choice) == 0
+    assert iq_correct("The answer is A.", ["huge", "A"], choice) == 1
+    assert iq_correct("huge", ["huge", "A"], choice) == 1
+
+
 def test_iq_case_punctuation_and_articles() -> None:
     assert iq_correct("THE ANSWER: Paris!!", ["paris"]) == 1
     assert iq_correct("It is the Pacific Ocean", ["Pacific Ocean"]) == 1
