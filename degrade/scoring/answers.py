@@ -84,6 +84,7 @@ _ACRONYM = re.compile(r"(?<!\w)[a-z](?:\.[a-z])+\.?(?!\w)")
 _PUNCT = re.compile(r"(?P<keep>(?<=\d)\.(?=\d)|(?<!\S)-(?=\d))|[^\w\s]|_")
 _BREAK = "\x00"
 _WORD = re.compile(r"\w+(?:['.-]\w+)*")
+_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def _fold(text: str) -> str:
@@ -145,10 +146,6 @@ def _neighbours(tokens: list[str], start: int, width: int) -> tuple[str | None, 
     return (tokens[start - 1] if start > 0 else None, tokens[start + width] if start + width < len(tokens) else None)
 
 
-def _number(token: str) -> bool:
-    return re.fullmatch(r"-?\d+(?:\.\d+)?", token) is not None
-
-
 def _given(output: list[str], needle: list[str], prompt: list[str] | None) -> bool:
     """Whether ``needle`` occurs in ``output`` other than as part of a copy of the prompt that holds it.
 
@@ -158,8 +155,8 @@ def _given(output: list[str], needle: list[str], prompt: list[str] | None) -> bo
     """
     if prompt is None or not _starts(prompt, needle):
         return bool(_starts(output, needle))
-    if len(needle) == 1 and _number(needle[0]):
-        output, prompt = [t for t in output if _number(t)], [t for t in prompt if _number(t)]
+    if len(needle) == 1 and _NUMBER.fullmatch(needle[0]):
+        output, prompt = [t for t in output if _NUMBER.fullmatch(t)], [t for t in prompt if _NUMBER.fullmatch(t)]
     width = len(needle)
     copied = {side for i in _starts(prompt, needle) for side in enumerate(_neighbours(prompt, i, width))}
     return any(

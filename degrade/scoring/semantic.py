@@ -70,10 +70,10 @@ class Semantic:
             DegradeError: a package of the ``semantic`` extra is missing, or the data cannot be read.
         """
         if self.wordnet is not None:
-            _loaded("measures.wordnet", "nltk", _wordnet, self.wordnet, self.digests["scoring.wordnet"])
+            _loaded("measures.wordnet", "nltk", wordnet_reader, self.wordnet, self.digests["scoring.wordnet"])
         if self.sentence_model is not None:
             model, version = self.sentence_model, self.digests["scoring.sentence_model"]
-            _loaded("measures.sentence_model", "sentence_transformers", _sentence_model, model, version)
+            _loaded("measures.sentence_model", "sentence_transformers", sentence_encoder, model, version)
 
     def settings(self) -> dict[str, str]:
         """The record-shaping settings: each data dir's digest, keyed only when on (older job dirs keep their hash)."""
@@ -86,10 +86,10 @@ class Semantic:
             return out
         parts = textmeasures.split(text)
         if self.wordnet is not None:
-            reader = _wordnet(self.wordnet, self.digests["scoring.wordnet"])
+            reader = wordnet_reader(self.wordnet, self.digests["scoring.wordnet"])
             out["wordnet_depth"] = wordnet_depth(reader, parts.words)
         if self.sentence_model is not None:
-            model = _sentence_model(self.sentence_model, self.digests["scoring.sentence_model"])
+            model = sentence_encoder(self.sentence_model, self.digests["scoring.sentence_model"])
             out["sentence_similarity"] = sentence_similarity(model, parts.sentences)
         return out
 
@@ -130,7 +130,7 @@ def _loaded(key: str, package: str, load: Any, path: str, version: str) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
-def _wordnet(path: str, version: str) -> Any:
+def wordnet_reader(path: str, version: str) -> Any:
     """NLTK's WordNet reader on ``path`` at ``version`` (its digest), once per process (on NLTK's data path)."""
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
@@ -150,7 +150,7 @@ def _wordnet(path: str, version: str) -> Any:
 
 
 @functools.lru_cache(maxsize=2)
-def _sentence_model(path: str, version: str) -> Any:
+def sentence_encoder(path: str, version: str) -> Any:
     """The sentence-transformers model saved in ``path`` at ``version`` (its digest), on the CPU, once per process."""
     from sentence_transformers import SentenceTransformer
 

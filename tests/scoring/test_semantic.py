@@ -19,7 +19,7 @@ from conftest import compose_cfg, run_cli
 
 from degrade.errors import ConfigError
 from degrade.job.runner import run_job
-from degrade.scoring.semantic import Semantic, _sentence_model, _wordnet, sentence_similarity, wordnet_depth
+from degrade.scoring.semantic import Semantic, sentence_encoder, sentence_similarity, wordnet_depth, wordnet_reader
 from degrade.scoring.textmeasures import function_words
 
 
@@ -61,7 +61,7 @@ def test_wordnet_depth_is_the_mean_first_noun_sense_depth_of_the_content_words(w
 
 
 def test_wordnet_depth_reads_the_senses_nltk_gives(wordnet) -> None:
-    reader = _wordnet(str(wordnet), "test")
+    reader = wordnet_reader(str(wordnet), "test")
     words = ["poodle", "thing", "sea"]
     expected = sum(reader.synsets(w, pos="n")[0].min_depth() for w in words) / 3
     assert wordnet_depth(reader, words) == pytest.approx(expected)
@@ -69,7 +69,7 @@ def test_wordnet_depth_reads_the_senses_nltk_gives(wordnet) -> None:
 
 
 def test_sentence_similarity_is_the_mean_cosine_of_consecutive_sentences(sentence_model) -> None:
-    model = _sentence_model(str(sentence_model), "test")
+    model = sentence_encoder(str(sentence_model), "test")
     same = ["The cat sat on the mat.", "The cat sat on the mat."]
     assert sentence_similarity(model, same) == pytest.approx(1.0, abs=1e-5)
     assert sentence_similarity(model, same[:1]) is None
